@@ -1,0 +1,1 @@
+"""Line simulator: cameras publishing frames, and a watcher of what comes out."""

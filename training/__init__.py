@@ -1,0 +1,1 @@
+"""Training: data, model, training, evaluation and export of the defect classifier."""

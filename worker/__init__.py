@@ -1,0 +1,1 @@
+"""Line inspection worker: consumes frames, judges them in micro-batches, publishes results."""
