@@ -60,7 +60,8 @@ class KafkaClientSettings(BaseSettings):
         kw: dict[str, Any] = {
             "bootstrap_servers": [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()],
             "security_protocol": self.kafka_security_protocol,
-            "api_version_auto_timeout_ms": int(self.kafka_connect_timeout_s * 1000),
+            # kafka-python 3.x name; 2.x called it api_version_auto_timeout_ms and 3.x rejects that.
+            "bootstrap_timeout_ms": int(self.kafka_connect_timeout_s * 1000),
         }
         if self.kafka_security_protocol.startswith("SASL"):
             kw["sasl_mechanism"] = self.kafka_sasl_mechanism
