@@ -92,7 +92,8 @@ class DeadLetterReason(str, Enum):
     MISSING_HEADER = "missing_header"
     BAD_HEADER = "bad_header"
     UNKNOWN_ENCODING = "unknown_encoding"
-    UNDECODABLE = "undecodable"            # random bytes, truncated PNG/JPEG
+    UNDECODABLE = "undecodable"            # random bytes, not the image its encoding header names
+    TRUNCATED = "truncated"                # PNG/JPEG cut short (no IEND / EOI): a transport or camera fault
     RAW_SIZE_MISMATCH = "raw_size_mismatch"
     TOO_MANY_PIXELS = "too_many_pixels"
     NOT_GRAYSCALE = "not_grayscale"        # colour image
