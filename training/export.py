@@ -1,0 +1,143 @@
+"""Export a trained Keras scorer as a versioned model folder (line_contracts.model contract).
+
+The exported signature takes raw uint8 grayscale frames [N, H, W, 1] at the camera size and
+returns one float32 defect score per frame. Resizing to the network's working resolution and
+all normalisation happen inside, so training and serving cannot disagree. The LiteRT twin is
+converted from the very SavedModel written here. The version is staged in a hidden folder,
+metadata.json is written last, and the folder is renamed into place, so a worker polling the
+base folder never sees a half-written version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from line_contracts.model import (
+    INPUT_KEY,
+    METADATA_FILE,
+    OUTPUT_KEY,
+    SAVED_MODEL_DIR,
+    SIGNATURE_NAME,
+    TFLITE_FILE,
+    ModelMetadata,
+)
+
+
+class ExportError(RuntimeError):
+    """The model could not be exported (bad target folder, conversion failure)."""
+
+
+def next_version(base: Path) -> int:
+    """The next free integer version under `base` (1 when there is none)."""
+    versions = [int(p.name) for p in Path(base).glob("*") if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int]) -> Any:
+    """Wrap `scorer` (float 0..255 [N,h,w,1] -> [N] or [N,1]) in the uint8 serving signature."""
+    import tensorflow as tf
+
+    height, width = input_size
+    resize = tuple(model_size) != tuple(input_size)
+
+    class DefectScorer(tf.Module):
+        def __init__(self) -> None:
+            super().__init__(name="defect_scorer")
+            self.scorer = scorer
+
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.uint8, name=INPUT_KEY)])
+        def serve(self, frames: Any) -> dict[str, Any]:
+            pixels = tf.cast(frames, tf.float32)
+            if resize:
+                # Area averaging keeps faint thin defects better than bilinear sampling.
+                pixels = tf.image.resize(pixels, model_size, method="area")
+            scores = self.scorer(pixels, training=False)
+            return {OUTPUT_KEY: tf.reshape(tf.cast(scores, tf.float32), [-1])}
+
+    return DefectScorer()
+
+
+def export_version(
+    scorer: Any,
+    base: Path,
+    *,
+    name: str,
+    input_size: tuple[int, int],
+    model_size: tuple[int, int] | None = None,
+    threshold: float,
+    version: int | None = None,
+    threshold_rule: str = "",
+    backbone: str = "",
+    architecture: dict[str, Any] | None = None,
+    training_data: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    litert: bool = True,
+) -> Path:
+    """Write base/<version>/ (saved_model/, model.tflite, metadata.json) and return its path."""
+    import tensorflow as tf
+
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    version = next_version(base) if version is None else int(version)
+    if version < 1:
+        raise ExportError(f"version must be a positive integer, got {version}")
+    final = base / str(version)
+    if final.exists():
+        raise ExportError(f"{final} already exists; pick another --version or remove that folder")
+    model_size = tuple(model_size or input_size)
+    staging = base / f".staging-{version}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        module = serving_module(scorer, tuple(input_size), model_size)
+        concrete = module.serve.get_concrete_function()
+        tf.saved_model.save(module, str(staging / SAVED_MODEL_DIR), signatures={SIGNATURE_NAME: concrete})
+        if litert:
+            (staging / TFLITE_FILE).write_bytes(convert_to_litert(staging / SAVED_MODEL_DIR))
+        metadata = ModelMetadata(
+            name=name,
+            version=str(version),
+            input_height=int(input_size[0]),
+            input_width=int(input_size[1]),
+            threshold=float(np.clip(threshold, 0.0, 1.0)),
+            threshold_rule=threshold_rule,
+            backbone=backbone,
+            architecture={**(architecture or {}), "model_height": model_size[0], "model_width": model_size[1]},
+            training_data=training_data or {},
+            metrics=metrics or {},
+            created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        # Written last: its presence marks the version complete (line_contracts.model).
+        (staging / METADATA_FILE).write_text(json.dumps(metadata.model_dump(), indent=2, default=_jsonable))
+        os.replace(staging, final)
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def convert_to_litert(saved_model_dir: Path) -> bytes:
+    """Convert the serving signature of a SavedModel to a LiteRT flatbuffer (float32 builtins)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE_NAME])
+    try:
+        return converter.convert()
+    except Exception as exc:  # the converter raises many unrelated types
+        raise ExportError(f"LiteRT conversion of {saved_model_dir} failed: {exc}") from exc
+
+
+def _jsonable(value: Any) -> Any:
+    """json.dumps fallback for numpy scalars and paths in metadata dictionaries."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)

@@ -1,0 +1,161 @@
+"""Open an exported model version with TensorFlow or LiteRT behind one `predict` call.
+
+The worker imports this module; TensorFlow is imported lazily so that a LiteRT worker never
+pays its start-up time and memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+
+from line_contracts.model import (
+    INPUT_KEY,
+    METADATA_FILE,
+    OUTPUT_KEY,
+    SAVED_MODEL_DIR,
+    SIGNATURE_NAME,
+    TFLITE_FILE,
+    ModelMetadata,
+)
+
+BACKENDS = ("auto", "tensorflow", "litert")
+
+
+class ModelLoadError(RuntimeError):
+    """A model folder is missing, incomplete or unreadable."""
+
+
+def latest_version(base: Path) -> Optional[Path]:
+    """The highest integer sub-folder of `base` holding metadata.json; `base` itself if it is a version."""
+    base = Path(base)
+    if (base / METADATA_FILE).is_file():
+        return base
+    if not base.is_dir():
+        return None
+    versions = [p for p in base.iterdir() if p.is_dir() and p.name.isdigit() and (p / METADATA_FILE).is_file()]
+    return max(versions, key=lambda p: int(p.name), default=None)
+
+
+def gpu_visible() -> bool:
+    """True when TensorFlow can see a GPU (checks device files first, so CPU hosts skip importing TF)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    if not glob.glob("/dev/nvidia[0-9]*"):
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+class LoadedModel:
+    """One opened model version: `predict` maps uint8 [N,H,W,1] frames to float32 [N] scores."""
+
+    def __init__(self, metadata: ModelMetadata, backend: str, version_dir: Path, run: Callable[[np.ndarray], np.ndarray]):
+        self.metadata = metadata
+        self.backend = backend
+        self.version_dir = version_dir
+        self._run = run
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the model expects."""
+        return self.metadata.input_height, self.metadata.input_width
+
+    def predict(self, frames: np.ndarray) -> np.ndarray:
+        """Score a batch of uint8 frames [N,H,W,1] (or [N,H,W]); returns float32 [N]."""
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[..., np.newaxis]
+        height, width = self.input_size
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (height, width, 1):
+            raise ValueError(
+                f"model {self.metadata.name} v{self.metadata.version} expects uint8 frames of shape "
+                f"[N, {height}, {width}, 1], got {frames.dtype} {frames.shape}"
+            )
+        if frames.shape[0] == 0:
+            return np.zeros((0,), np.float32)
+        return np.asarray(self._run(np.ascontiguousarray(frames)), np.float32).reshape(-1)
+
+    def warmup(self, batch_sizes: Iterable[int]) -> None:
+        """Run each batch size once so the first real batch does not pay tracing/allocation."""
+        height, width = self.input_size
+        for size in batch_sizes:
+            self.predict(np.full((int(size), height, width, 1), 128, np.uint8))
+
+
+def read_metadata(version_dir: Path) -> ModelMetadata:
+    """Parse metadata.json of a version folder, with an error naming the file."""
+    path = Path(version_dir) / METADATA_FILE
+    try:
+        return ModelMetadata.model_validate_json(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"{path} not found: not a complete model version (metadata.json is written last)") from exc
+    except ValueError as exc:
+        raise ModelLoadError(f"{path} is not valid model metadata: {exc}") from exc
+
+
+def load_model(version_dir: Path, backend: str = "auto", jit_compile: bool = False, num_threads: Optional[int] = None) -> LoadedModel:
+    """Open a version folder with the chosen backend ("auto": TF on GPU, else LiteRT if present, else TF)."""
+    version_dir = Path(version_dir)
+    if backend not in BACKENDS:
+        raise ValueError(f"model backend must be one of {BACKENDS}, got {backend!r}")
+    metadata = read_metadata(version_dir)
+    if backend == "auto":
+        has_tflite = (version_dir / TFLITE_FILE).is_file()
+        backend = "tensorflow" if gpu_visible() or not has_tflite else "litert"
+    if backend == "litert":
+        run = _litert_runner(version_dir / TFLITE_FILE, metadata, num_threads)
+    else:
+        run = _tensorflow_runner(version_dir / SAVED_MODEL_DIR, jit_compile)
+    return LoadedModel(metadata, backend, version_dir, run)
+
+
+def _tensorflow_runner(saved_model_dir: Path, jit_compile: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """A callable running the SavedModel's serving signature."""
+    import tensorflow as tf
+
+    if not saved_model_dir.is_dir():
+        raise ModelLoadError(f"{saved_model_dir} not found: the version folder has no SavedModel")
+    loaded = tf.saved_model.load(str(saved_model_dir))
+    if SIGNATURE_NAME not in loaded.signatures:
+        raise ModelLoadError(f"{saved_model_dir} has no signature {SIGNATURE_NAME!r}")
+    signature = loaded.signatures[SIGNATURE_NAME]
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def serve(frames: Any) -> Any:
+        return signature(**{INPUT_KEY: frames})[OUTPUT_KEY]
+
+    def run(frames: np.ndarray) -> np.ndarray:
+        _ = loaded  # keep the restored object (and its variables) alive with the function
+        return serve(tf.constant(frames)).numpy()
+
+    return run
+
+
+def _litert_runner(tflite_path: Path, metadata: ModelMetadata, num_threads: Optional[int]) -> Callable[[np.ndarray], np.ndarray]:
+    """A callable running model.tflite; the input is resized to each new batch size."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if not tflite_path.is_file():
+        raise ModelLoadError(f"{tflite_path} not found: export the model with its LiteRT twin or use backend tensorflow")
+    interpreter = Interpreter(model_path=str(tflite_path), num_threads=num_threads)
+    runner = interpreter.get_signature_runner(SIGNATURE_NAME)
+    input_index = runner.get_input_details()[INPUT_KEY]["index"]
+    output_index = runner.get_output_details()[OUTPUT_KEY]["index"]
+    state = {"batch": -1}  # per-model, not global: last allocated batch size
+
+    def run(frames: np.ndarray) -> np.ndarray:
+        if frames.shape[0] != state["batch"]:
+            interpreter.resize_tensor_input(input_index, list(frames.shape), strict=False)
+            interpreter.allocate_tensors()
+            state["batch"] = frames.shape[0]
+        interpreter.set_tensor(input_index, frames)
+        interpreter.invoke()
+        return interpreter.get_tensor(output_index).copy()
+
+    return run
