@@ -1,0 +1,58 @@
+"""Counts what the broker acknowledged and what it refused; nothing is lost silently.
+
+The Kafka client calls `acked`/`failed` on its sender thread; each counter has exactly one
+writer (the sender thread), and the publish loop only reads them, so no lock is needed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from typing import Callable, TextIO
+
+
+class DeliveryTracker:
+    """Acknowledged and failed frames, per camera and per second of the run."""
+
+    def __init__(self, camera_ids: list[str], start_monotonic: float, errors_to: TextIO = sys.stderr,
+                 clock: Callable[[], float] = time.monotonic):
+        self._start = start_monotonic
+        self._clock = clock
+        self._errors_to = errors_to
+        self.acked_by_camera = {cam: 0 for cam in camera_ids}
+        self.acked_per_second: list[int] = []
+        self.failed_by_error: Counter[str] = Counter()
+        self.failed = 0
+        self.first_error: dict[str, str] = {}
+
+    @property
+    def acked(self) -> int:
+        """Frames the broker acknowledged."""
+        return sum(self.acked_by_camera.values())
+
+    def acked_cb(self, camera_id: str) -> Callable[[object], None]:
+        """Success callback for one frame of `camera_id`."""
+        def on_ack(_metadata: object) -> None:
+            self.acked_by_camera[camera_id] += 1
+            second = int(self._clock() - self._start)
+            while len(self.acked_per_second) <= second:
+                self.acked_per_second.append(0)
+            self.acked_per_second[second] += 1
+        return on_ack
+
+    def failed_cb(self, camera_id: str, frame_seq: int) -> Callable[[BaseException], None]:
+        """Error callback for one frame: count it, print the first error of each kind."""
+        def on_error(exc: BaseException) -> None:
+            self.record_failure(camera_id, frame_seq, exc)
+        return on_error
+
+    def record_failure(self, camera_id: str, frame_seq: int, exc: BaseException) -> None:
+        """Count a frame the client refused or the broker did not acknowledge."""
+        name = type(exc).__name__
+        self.failed += 1
+        self.failed_by_error[name] += 1
+        if name not in self.first_error:
+            self.first_error[name] = str(exc)
+            print(f"delivery failed for {camera_id} frame {frame_seq}: {name}: {exc} "
+                  "(further errors of this kind are counted, not printed)", file=self._errors_to, flush=True)
