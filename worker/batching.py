@@ -1,0 +1,87 @@
+"""Micro-batching: frames are taken in poll order; a batch closes at max_batch_size good frames or
+when its oldest frame has waited max_batch_wait_ms since it was polled, whichever comes first."""
+
+from __future__ import annotations
+
+import queue
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Tuple
+
+from kafka import TopicPartition
+
+from worker.decode import DecodedFrame, Rejected
+
+
+@dataclass
+class WorkItem:
+    """One polled frame record on its way through the pipeline."""
+
+    source: TopicPartition
+    offset: int
+    generation: int
+    key: Optional[bytes]
+    value: Optional[bytes]
+    headers: Sequence[Tuple[str, bytes]]
+    consumed_ns: int
+    consumed_mono: float
+    decoded: "Future[DecodedFrame | Rejected]"
+
+
+@dataclass
+class Batch:
+    """What the inference loop handles in one step: good frames to judge and bad ones to dead-letter."""
+
+    frames: list[tuple[WorkItem, DecodedFrame]] = field(default_factory=list)
+    rejected: list[tuple[WorkItem, Rejected]] = field(default_factory=list)
+    closed_mono: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.frames) + len(self.rejected)
+
+
+# Put on the queue by the consumer thread after its last poll: drain what is left, then stop.
+END_OF_STREAM = object()
+
+
+class Batcher:
+    """Pulls WorkItems from the pipeline queue and groups them into batches."""
+
+    def __init__(self, items: "queue.Queue", max_batch_size: int, max_batch_wait_ms: float,
+                 idle_wait_s: float = 0.1):
+        self._items = items
+        self._max_size = max_batch_size
+        self._max_wait_s = max_batch_wait_ms / 1000.0
+        self._idle_wait_s = idle_wait_s  # how long an empty batch blocks, so the loop can tick
+        self.ended = False
+
+    def next_batch(self) -> Batch:
+        """Block until a batch closes; may return an empty batch after idle_wait_s with no frames."""
+        batch = Batch()
+        deadline: Optional[float] = None  # set by the first good frame: its poll time + max wait
+        while len(batch.frames) < self._max_size and not self.ended:
+            now = time.monotonic()
+            if deadline is None:
+                # No good frame yet: dead letters go out promptly rather than waiting for company.
+                timeout = 0.0 if batch.rejected else self._idle_wait_s
+            else:
+                timeout = deadline - now
+                if timeout <= 0:
+                    break
+            try:
+                item = self._items.get(timeout=timeout) if timeout > 0 else self._items.get_nowait()
+            except queue.Empty:
+                break
+            if item is END_OF_STREAM:
+                self.ended = True
+                break
+            result = item.decoded.result()  # in poll order; decoding itself ran in the pool
+            if isinstance(result, Rejected):
+                batch.rejected.append((item, result))
+            else:
+                batch.frames.append((item, result))
+                if deadline is None:
+                    deadline = item.consumed_mono + self._max_wait_s
+        batch.closed_mono = time.monotonic()
+        return batch

@@ -1,0 +1,185 @@
+"""The consumer loop: the ONLY thread that touches the KafkaConsumer (it is not thread-safe).
+
+It polls, registers offsets, hands records to the decode pool and the pipeline queue, pauses its
+partitions while too many frames are in flight, commits what is acknowledged (at-least-once),
+refreshes the lag gauges, and handles rebalances.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from worker.batching import WorkItem
+from worker.decode import DecodeLimits, decode_frame
+from worker.http import Health
+from worker.metrics import WorkerMetrics
+from worker.offsets import OffsetTracker
+from worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+COMMIT_INTERVAL_S = 0.5
+LAG_REFRESH_S = 5.0
+POLL_TIMEOUT_MS = 100
+REVOKE_FLUSH_S = 10.0
+
+
+def consumer_kwargs(settings: WorkerSettings) -> dict:
+    """KafkaConsumer arguments: manual commits, start at the earliest frame for a new group."""
+    kw = settings.kafka_client_kwargs()
+    kw.update(group_id=settings.group_id, client_id=f"{settings.instance_id}-consumer", enable_auto_commit=False,
+              auto_offset_reset="earliest", max_poll_records=settings.max_batch_size,
+              # Frames are 0.1-1 MB: fetch several per partition per round trip.
+              max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
+              isolation_level="read_committed" if settings.processing_guarantee == "exactly_once"
+              else "read_uncommitted")
+    return kw
+
+
+class ConsumerLoop:
+    """Polls frames into the pipeline until asked to stop."""
+
+    def __init__(self, settings: WorkerSettings, consumer: KafkaConsumer, items: "queue.Queue",
+                 pool: ThreadPoolExecutor, limits: Callable[[], DecodeLimits], tracker: OffsetTracker,
+                 publisher, metrics: WorkerMetrics, health: Health, batch_lock: threading.Lock):
+        self._s = settings
+        self._consumer = consumer
+        self._items = items
+        self._pool = pool
+        self._limits = limits
+        self._tracker = tracker
+        self._publisher = publisher
+        self._metrics = metrics
+        self._health = health
+        self._batch_lock = batch_lock
+        self._eos = settings.processing_guarantee == "exactly_once"
+        self._max_in_flight = settings.max_in_flight_frames()
+        self._next_commit = 0.0
+        self._next_lag = 0.0
+        self._lag_labels: set[tuple[str, str]] = set()
+        self.group_metadata = None
+
+    def subscribe(self) -> None:
+        """Join the group on the frames topic."""
+        self._consumer.subscribe([self._s.frames_topic], listener=_Rebalance(self))
+
+    def poll_once(self) -> int:
+        """One iteration: back-pressure, poll, dispatch, commit, lag. Returns records polled."""
+        self._backpressure()
+        polled = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self._s.max_batch_size)
+        count = 0
+        if polled:
+            limits = self._limits()
+            now_ns, now_mono = time.time_ns(), time.monotonic()
+            for tp, records in polled.items():
+                for rec in records:
+                    generation = self._tracker.register(tp, rec.offset)
+                    future = self._pool.submit(decode_frame, rec.value, rec.headers, limits)
+                    self._items.put(WorkItem(tp, rec.offset, generation, rec.key, rec.value, rec.headers,
+                                             now_ns, now_mono, future))
+                    count += 1
+        if self._eos:
+            self.group_metadata = self._consumer.group_metadata()
+        else:
+            self.commit(force=False)
+        self._refresh_lag()
+        self._health.beat("poll")
+        return count
+
+    def _backpressure(self) -> None:
+        in_flight = self._tracker.in_flight()
+        paused = bool(self._consumer.paused())
+        if in_flight >= self._max_in_flight:
+            assigned = self._consumer.assignment()
+            if assigned - self._consumer.paused():
+                self._consumer.pause(*assigned)
+            if not paused:
+                self._metrics.paused.set(1)
+                log.debug("paused consumption: %d frames in flight", in_flight)
+        elif paused and in_flight <= self._max_in_flight // 2:
+            self._consumer.resume(*self._consumer.paused())
+            self._metrics.paused.set(0)
+
+    def commit(self, force: bool, partitions=None) -> None:
+        """Commit every acknowledged offset (at-least-once); at most every COMMIT_INTERVAL_S unless forced."""
+        now = time.monotonic()
+        if self._eos or (not force and now < self._next_commit):
+            return
+        self._next_commit = now + COMMIT_INTERVAL_S
+        self._publisher.check()  # never commit after a fatal publish error
+        offsets = self._tracker.to_commit(partitions)
+        if not offsets:
+            return
+        try:
+            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+        except KafkaError as exc:  # e.g. a rebalance is under way: the next commit (or the new owner) catches up
+            log.warning("offset commit failed: %r", exc)
+            return
+        self._tracker.committed(offsets)
+        self._metrics.commits.inc()
+
+    def _refresh_lag(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lag:
+            return
+        self._next_lag = now + LAG_REFRESH_S
+        assigned = self._consumer.assignment()
+        labels: set[tuple[str, str]] = set()
+        try:
+            ends = self._consumer.end_offsets(list(assigned)) if assigned else {}
+            for tp, end in ends.items():
+                position = self._consumer.position(tp, timeout_ms=1000)
+                if position is None:
+                    continue
+                label = (tp.topic, str(tp.partition))
+                self._metrics.consumer_lag.labels(*label).set(max(0, end - position))
+                labels.add(label)
+        except KafkaError as exc:
+            log.warning("consumer lag refresh failed: %r", exc)
+            return
+        for gone in self._lag_labels - labels:
+            self._metrics.consumer_lag.remove(*gone)
+        self._lag_labels = labels
+
+    def on_revoked(self, revoked) -> None:
+        """Before partitions go: let the batch in hand finish, flush, commit what is done, drop the rest."""
+        revoked = set(revoked)
+        with self._batch_lock:
+            if not self._eos:
+                try:
+                    self._publisher.flush(REVOKE_FLUSH_S)
+                    self.commit(force=True, partitions=revoked)
+                except Exception as exc:  # the new owner redoes whatever was not committed
+                    log.warning("could not commit revoked partitions: %r", exc)
+            self._tracker.revoke(revoked)
+        log.info("partitions revoked: %s", _names(revoked))
+
+    def on_assigned(self, assigned) -> None:
+        """Track newly assigned partitions (fresh generation) and report readiness."""
+        self._tracker.assign(assigned)
+        self._health.partitions_assigned = bool(self._consumer.assignment())
+        log.info("partitions assigned: %s", _names(assigned))
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, loop: ConsumerLoop):
+        self._loop = loop
+
+    def on_partitions_revoked(self, revoked):
+        self._loop.on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned):
+        self._loop.on_assigned(assigned)
+
+
+def _names(partitions) -> str:
+    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"

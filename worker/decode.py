@@ -1,0 +1,179 @@
+"""Turn one frame record into a model-ready image, or into a dead-letter verdict with a reason.
+
+Cheap checks run first and never allocate the image: byte count, headers, pixel count from the
+headers, then the PNG/JPEG header itself (dimensions, bit depth, channels, truncation). Only a
+frame that passes them all is handed to `cv2.imdecode`, which releases the GIL, so a small
+thread pool decodes in parallel.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+from line_contracts.events import DeadLetterReason
+from line_contracts.frame import H_ENCODING, Encoding, FrameHeaderError, FrameHeaders
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_IEND = b"IEND\xaeB`\x82"
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What the decoder accepts, and the model input size frames must end up at."""
+
+    max_frame_bytes: int
+    max_frame_pixels: int
+    input_height: int
+    input_width: int
+    resize_mismatched: bool  # size_mismatch_policy == "resize"
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """A frame ready for the model: uint8 [input_height, input_width]."""
+
+    headers: FrameHeaders
+    image: np.ndarray
+    decode_seconds: float
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A frame that cannot be judged; `headers` is None when they were the problem."""
+
+    reason: DeadLetterReason
+    error: str
+    headers: Optional[FrameHeaders] = None
+
+
+class _Reject(Exception):
+    def __init__(self, reason: DeadLetterReason, error: str):
+        super().__init__(error)
+        self.reason = reason
+
+
+def decode_frame(value: Optional[bytes], kafka_headers: Sequence[Tuple[str, bytes]],
+                 limits: DecodeLimits) -> Union[DecodedFrame, Rejected]:
+    """Validate and decode one frame record; never raises for bad input."""
+    start = time.perf_counter()
+    headers = None
+    try:
+        headers = _parse_headers(value, kafka_headers, limits)
+        image = _decode(value, headers, limits)
+        image = _fit_to_model(image, limits)
+    except _Reject as rej:
+        return Rejected(rej.reason, str(rej), headers)
+    except Exception as exc:  # an OpenCV corner case must dead-letter the frame, not kill the worker
+        return Rejected(DeadLetterReason.UNDECODABLE, f"decoder error: {exc!r}", headers)
+    return DecodedFrame(headers, image, time.perf_counter() - start)
+
+
+def _parse_headers(value, kafka_headers, limits: DecodeLimits) -> FrameHeaders:
+    if not value:
+        raise _Reject(DeadLetterReason.EMPTY_VALUE, "record value is empty")
+    if len(value) > limits.max_frame_bytes:
+        raise _Reject(DeadLetterReason.TOO_MANY_BYTES, f"record value has {len(value)} bytes, more than "
+                      f"WORKER_MAX_FRAME_BYTES={limits.max_frame_bytes}")
+    try:
+        headers = FrameHeaders.from_kafka(kafka_headers)
+    except FrameHeaderError as exc:
+        if exc.header == H_ENCODING and "missing" not in exc.problem:
+            raise _Reject(DeadLetterReason.UNKNOWN_ENCODING, f"{exc}; known encodings: "
+                          f"{', '.join(e.value for e in Encoding)}") from None
+        reason = DeadLetterReason.MISSING_HEADER if "missing" in exc.problem else DeadLetterReason.BAD_HEADER
+        raise _Reject(reason, str(exc)) from None
+    pixels = headers.width * headers.height
+    if pixels > limits.max_frame_pixels:
+        raise _Reject(DeadLetterReason.TOO_MANY_PIXELS, f"headers say {headers.width}x{headers.height} = {pixels} "
+                      f"pixels, more than WORKER_MAX_FRAME_PIXELS={limits.max_frame_pixels}")
+    return headers
+
+
+def _decode(value: bytes, headers: FrameHeaders, limits: DecodeLimits) -> np.ndarray:
+    if headers.encoding is Encoding.RAW:
+        expected = headers.width * headers.height
+        if len(value) != expected:
+            raise _Reject(DeadLetterReason.RAW_SIZE_MISMATCH, f"raw mono8 frame has {len(value)} bytes, "
+                          f"headers say {headers.width}x{headers.height} = {expected}")
+        return np.frombuffer(value, np.uint8).reshape(headers.height, headers.width)
+    if headers.encoding is Encoding.PNG:
+        width, height, depth, channels = _png_info(value)
+    else:
+        width, height, depth, channels = _jpeg_info(value)
+    name = headers.encoding.value.upper()
+    if width * height > limits.max_frame_pixels:
+        raise _Reject(DeadLetterReason.TOO_MANY_PIXELS, f"{name} is {width}x{height} = {width * height} pixels, "
+                      f"more than WORKER_MAX_FRAME_PIXELS={limits.max_frame_pixels}")
+    if depth != 8:
+        raise _Reject(DeadLetterReason.UNSUPPORTED_DEPTH, f"{name} has {depth}-bit samples; only 8-bit mono is "
+                      "supported")
+    if channels != 1:
+        raise _Reject(DeadLetterReason.NOT_GRAYSCALE, f"{name} has {channels} channels; only grayscale is supported")
+    if (width, height) != (headers.width, headers.height):
+        raise _Reject(DeadLetterReason.HEADER_MISMATCH, f"{name} is {width}x{height} but headers say "
+                      f"{headers.width}x{headers.height}")
+    image = cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.dtype != np.uint8 or image.ndim != 2 or image.shape != (height, width):
+        got = "nothing" if image is None else f"{image.dtype} {image.shape}"
+        raise _Reject(DeadLetterReason.UNDECODABLE, f"OpenCV could not decode the {name} (got {got})")
+    return image
+
+
+def _png_info(value: bytes) -> tuple[int, int, int, int]:
+    if len(value) < 33 or not value.startswith(PNG_SIGNATURE) or value[12:16] != b"IHDR":
+        raise _Reject(DeadLetterReason.UNDECODABLE, "value is not a PNG (bad signature or no IHDR chunk)")
+    width, height, depth, colour_type = struct.unpack(">IIBB", value[16:26])
+    if not value.endswith(PNG_IEND):
+        raise _Reject(DeadLetterReason.TRUNCATED, f"PNG of {len(value)} bytes is cut short (no IEND chunk at the end)")
+    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour_type, 0)  # palette counts as colour
+    return width, height, depth, channels
+
+
+def _jpeg_info(value: bytes) -> tuple[int, int, int, int]:
+    if len(value) < 4 or value[:2] != b"\xff\xd8":
+        raise _Reject(DeadLetterReason.UNDECODABLE, "value is not a JPEG (no SOI marker)")
+    pos, n = 2, len(value)
+    info = None
+    while pos + 4 <= n:
+        if value[pos] != 0xFF:
+            raise _Reject(DeadLetterReason.UNDECODABLE, f"JPEG marker expected at byte {pos}")
+        marker = value[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        seg_len = struct.unpack(">H", value[pos + 2:pos + 4])[0]
+        if marker in _SOF_MARKERS:
+            if pos + 10 > n:
+                break
+            depth, height, width, channels = struct.unpack(">BHHB", value[pos + 4:pos + 10])
+            info = (width, height, depth, channels)
+            break
+        if marker == 0xDA:  # start of scan without a frame header
+            break
+        pos += 2 + seg_len
+    if info is None:
+        raise _Reject(DeadLetterReason.UNDECODABLE if pos + 4 <= n else DeadLetterReason.TRUNCATED,
+                      "JPEG has no frame header (SOF)")
+    if not value.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise _Reject(DeadLetterReason.TRUNCATED, f"JPEG of {len(value)} bytes is cut short (no EOI marker at the end)")
+    return info
+
+
+def _fit_to_model(image: np.ndarray, limits: DecodeLimits) -> np.ndarray:
+    height, width = image.shape
+    if (height, width) == (limits.input_height, limits.input_width):
+        return image
+    if not limits.resize_mismatched:
+        raise _Reject(DeadLetterReason.SIZE_MISMATCH, f"frame is {width}x{height}, the model takes "
+                      f"{limits.input_width}x{limits.input_height} and WORKER_SIZE_MISMATCH_POLICY=reject")
+    # INTER_AREA averages when shrinking (no aliasing of fine texture), INTER_LINEAR when enlarging.
+    shrink = width * height > limits.input_width * limits.input_height
+    return cv2.resize(image, (limits.input_width, limits.input_height),
+                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

@@ -1,0 +1,78 @@
+"""Worker settings: one pydantic-settings class, env prefix WORKER_, every field documented."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from line_contracts.settings import KafkaClientSettings
+from line_contracts.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, RESULTS_TOPIC, WORKER_GROUP
+
+
+class WorkerSettings(KafkaClientSettings):
+    """Everything `python -m worker` can be told, read from WORKER_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="WORKER_", extra="ignore", validate_default=True)
+
+    frames_topic: str = Field(FRAMES_TOPIC, min_length=1, description="Topic the camera frames are read from.")
+    results_topic: str = Field(RESULTS_TOPIC, min_length=1, description="Topic the result events are written to.")
+    dead_letter_topic: str = Field(DEAD_LETTER_TOPIC, min_length=1,
+                                   description="Topic frames that cannot be judged are written to, with the reason.")
+    group_id: str = Field(WORKER_GROUP, min_length=1, description="Kafka consumer group shared by all worker pods.")
+    instance_id: str = Field(default_factory=socket.gethostname, min_length=1,
+                             description="This worker's id in events and dead letters (default: the host name). "
+                                         "Must be unique and stable per pod in exactly_once mode.")
+    model_path: Path = Field(Path("models"), description="Model base folder (one sub-folder per integer version; "
+                             "the highest complete one is served) or a single version folder.")
+    model_backend: Literal["auto", "tensorflow", "litert"] = Field(
+        "auto", description="Runtime: tensorflow (SavedModel), litert (model.tflite, CPU) or auto "
+                            "(tensorflow on a GPU, else litert when model.tflite exists).")
+    model_poll_interval_s: float = Field(30.0, ge=0, description="Seconds between scans of model_path for a higher "
+                                         "version to hot-reload; 0 turns hot reload off.")
+    threshold_override: Optional[float] = Field(None, ge=0.0, le=1.0, description="Decision threshold to use "
+                                                "instead of the model metadata's one (empty: use the model's).")
+    jit_compile: bool = Field(False, description="Compile the TensorFlow model with XLA. Only honoured on a GPU "
+                              "(on CPU it was ~9x slower, so it is ignored there with a warning).")
+    max_batch_size: int = Field(32, ge=1, le=1024, description="A micro-batch closes when it holds this many frames.")
+    max_batch_wait_ms: float = Field(20.0, ge=0, le=60_000, description="A micro-batch closes when its oldest frame "
+                                     "has waited this long, even if it is not full.")
+    decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding frames (OpenCV releases the GIL).")
+    max_queued_batches: int = Field(4, ge=1, le=1000, description="Frames in flight (polled, not yet judged) are "
+                                    "capped at this many batches; beyond it the consumer pauses its partitions.")
+    max_frame_bytes: int = Field(900_000, ge=1, description="Frames with a larger record value are dead-lettered "
+                                 "(too_many_bytes) without being decoded.")
+    max_frame_pixels: int = Field(4096 * 4096, ge=1, description="Frames with more pixels (from headers or the image "
+                                  "header) are dead-lettered (too_many_pixels) without being decoded.")
+    size_mismatch_policy: Literal["resize", "reject"] = Field(
+        "resize", description="A frame whose size differs from the model input: resize (area interpolation, "
+                              "aspect ratio not kept) or reject (dead-letter as size_mismatch).")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once", description="at_least_once: commit offsets after results are acknowledged (a crash may "
+                                     "repeat results). exactly_once: results, dead letters and offsets in one Kafka "
+                                     "transaction per batch; readers must use isolation.level=read_committed.")
+    metrics_host: str = Field("0.0.0.0", description="Address the /metrics, /healthz, /readyz HTTP server binds to.")
+    metrics_port: int = Field(9400, ge=0, le=65535, description="Port of the metrics and health HTTP server "
+                              "(0: pick a free port, logged at start).")
+    shutdown_grace_s: float = Field(30.0, gt=0, description="On SIGTERM/SIGINT, finish in-flight work and exit within "
+                                    "this many seconds; a second signal exits at once.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    log_format: Literal["text", "json"] = Field("text", description="Log line format: text or json (one object a line).")
+    dead_letter_max_value_bytes: int = Field(
+        512 * 1024, ge=0, description="The frame bytes copied into a dead-letter record are cut to this size so the "
+                                      "record (base64 inside JSON) always fits the topic's record size limit.")
+
+    def batch_buckets(self) -> list[int]:
+        """Batch shapes the model is run with: powers of two up to max_batch_size, and max_batch_size itself."""
+        sizes, n = [], 1
+        while n < self.max_batch_size:
+            sizes.append(n)
+            n *= 2
+        return sizes + [self.max_batch_size]
+
+    def max_in_flight_frames(self) -> int:
+        """Polled-but-unfinished frames above which consumption pauses."""
+        return self.max_batch_size * self.max_queued_batches
