@@ -10,6 +10,7 @@ from typing import Optional, TextIO
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
+from line_contracts.kafka_check import KafkaConnectError, check_kafka_connection
 from producer_sim.cli import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST, EXIT_OK
 from producer_sim.run import LineRun, format_summary
 from producer_sim.settings import SimSettings
@@ -30,6 +31,15 @@ def open_producer(settings: SimSettings) -> KafkaProducer:
     return KafkaProducer(**settings.producer_kwargs())
 
 
+def _preflight(settings: SimSettings) -> Optional[str]:
+    """None when Kafka answers; else the error text (auth/TLS causes in seconds, not after the timeout)."""
+    try:
+        check_kafka_connection(settings)
+    except KafkaConnectError as exc:
+        return f"error: {exc}"
+    return None
+
+
 def run(settings: SimSettings, stop: threading.Event, status_to: Optional[TextIO]) -> Outcome:
     """`producer_sim run`: build the frame pool, connect, publish, flush, summarise."""
     started = time.monotonic()
@@ -40,6 +50,9 @@ def run(settings: SimSettings, stop: threading.Event, status_to: Optional[TextIO
     if status_to is not None:
         print(f"frame pool ready in {time.monotonic() - started:.1f}s: {len(pool.frames)} {pool.encoding.value} "
               f"frames from {pool.description}", file=status_to)
+    problem = _preflight(settings)
+    if problem:
+        return EXIT_KAFKA, None, problem
     try:
         producer = open_producer(settings)
     except KafkaError as exc:
@@ -65,6 +78,9 @@ def run(settings: SimSettings, stop: threading.Event, status_to: Optional[TextIO
 def watch(settings: SimSettings, stop: threading.Event, status_to: Optional[TextIO], until: Optional[int],
           duration_s: Optional[float], from_beginning: bool) -> Outcome:
     """`producer_sim watch`: tail results and dead letters until a stop condition, then summarise."""
+    problem = _preflight(settings)
+    if problem:
+        return EXIT_KAFKA, None, problem
     try:
         consumer = KafkaConsumer(**consumer_kwargs(settings))
     except KafkaError as exc:

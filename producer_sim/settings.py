@@ -74,8 +74,8 @@ class SimSettings(KafkaClientSettings):
                             "max.message.bytes.")
     compression_type: Literal["none", "gzip", "lz4", "zstd", "snappy"] = Field(
         "none", description="Producer compression; none by default because PNG/JPEG frames are already compressed.")
-    max_request_size: int = Field(16 * 1024 * 1024, ge=1024, description="Largest request the producer sends, bytes; "
-                                  "the frames topic's max.message.bytes must allow the largest frame too.")
+    max_request_size: int = Field(10 * 1024 * 1024, ge=1024, description="Largest record the producer sends, bytes; "
+                                  "same as the frames topic's max.message.bytes from the topic helper (10 MiB).")
     delivery_timeout_s: float = Field(60.0, gt=0, description="A frame not acknowledged within this time counts lost.")
     flush_timeout_s: float = Field(30.0, gt=0, description="At the end (or Ctrl-C), wait this long for in-flight "
                                    "frames; the rest count as lost.")

@@ -200,3 +200,14 @@ def test_help_never_shows_secret_values(monkeypatch, capsys):
         out = capsys.readouterr().out
         assert "SIM_KAFKA_SASL_PASSWORD" in out or command == "watch"
         assert "hunter2" not in out and "secret-host" not in out
+
+
+def test_docs_settings_table_is_current():
+    from pathlib import Path
+
+    from line_contracts.settings import settings_table
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "producer_sim.md").read_text()
+    table = doc.split("<!-- settings-table:start -->\n", 1)[1].split("<!-- settings-table:end -->", 1)[0]
+    assert table.strip() == settings_table(SimSettings, markdown=True).strip(), \
+        "docs/producer_sim.md settings table is stale: regenerate it with settings_table(SimSettings, markdown=True)"
