@@ -93,8 +93,9 @@ def produce_frames(bootstrap: str, topic: str, indices, bad: Optional[dict[int, 
 
 
 def read_topic(bootstrap: str, topic: str, want: int, timeout_s: float = 60.0,
-               read_committed: bool = False) -> list[dict]:
-    """JSON values of a topic from the start; returns once `want` records are read or the time is up."""
+               read_committed: bool = False, until=None) -> list[dict]:
+    """JSON values of a topic from the start; returns once `want` records are read (or `until(records)`
+    is true) or the time is up."""
     from kafka import KafkaConsumer
     consumer = KafkaConsumer(topic, bootstrap_servers=[bootstrap], auto_offset_reset="earliest",
                              enable_auto_commit=False, group_id=None, consumer_timeout_ms=1000,
@@ -102,7 +103,7 @@ def read_topic(bootstrap: str, topic: str, want: int, timeout_s: float = 60.0,
     out: list[dict] = []
     deadline = time.monotonic() + timeout_s
     try:
-        while len(out) < want and time.monotonic() < deadline:
+        while len(out) < want and time.monotonic() < deadline and not (until and until(out)):
             for batch in consumer.poll(timeout_ms=500).values():
                 out.extend(json.loads(r.value) for r in batch)
     finally:
@@ -162,22 +163,17 @@ class WorkerProcess:
             time.sleep(0.2)
         raise AssertionError(f"worker not ready within {timeout_s}s:\n{self.log_tail()}")
 
-    def metric(self, name: str, **labels) -> float:
-        """Value of one sample on /metrics (0.0 when absent)."""
+    def metric(self, metric_name: str, **labels) -> float:
+        """Sum of the samples of `metric_name` whose labels include `labels` (0.0 when none)."""
         from prometheus_client.parser import text_string_to_metric_families
         status, body = self.get("/metrics")
         assert status == 200, body
-        for family in text_string_to_metric_families(body):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    return sample.value
-        return 0.0
+        return sum(sample.value for family in text_string_to_metric_families(body) for sample in family.samples
+                   if sample.name == metric_name and all(sample.labels.get(k) == v for k, v in labels.items()))
 
     def metric_sum(self, name: str) -> float:
         """Sum of a metric over all its label sets."""
-        from prometheus_client.parser import text_string_to_metric_families
-        body = self.get("/metrics")[1]
-        return sum(s.value for f in text_string_to_metric_families(body) for s in f.samples if s.name == name)
+        return self.metric(name)
 
     def signal(self, sig: int) -> None:
         """Send `sig` to the worker."""

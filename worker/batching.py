@@ -66,9 +66,9 @@ class Batcher:
                 # No good frame yet: dead letters go out promptly rather than waiting for company.
                 timeout = 0.0 if batch.rejected else self._idle_wait_s
             else:
-                timeout = deadline - now
-                if timeout <= 0:
-                    break
+                # Past the deadline, still take what is already queued (a backlog fills the batch
+                # at once); only waiting for more is cut short.
+                timeout = max(0.0, deadline - now)
             try:
                 item = self._items.get(timeout=timeout) if timeout > 0 else self._items.get_nowait()
             except queue.Empty:
