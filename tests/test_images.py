@@ -216,3 +216,14 @@ def test_compose_env_loads_through_the_settings_classes(monkeypatch):
     assert {topics.FRAMES_TOPIC, topics.RESULTS_TOPIC, topics.DEAD_LETTER_TOPIC} <= created
     grace = COMPOSE["services"]["worker"]["stop_grace_period"]
     assert float(grace.rstrip("s")) > worker.shutdown_grace_s
+
+
+def test_images_pin_the_python_and_tensorflow_the_tests_run_with():
+    """The images get the interpreter minor version and TensorFlow release this checkout is tested with."""
+    from importlib.metadata import version
+    tested_python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for dockerfile in SHIPPED:
+        args, _ = parse_dockerfile(DOCKER / dockerfile)
+        assert args["PYTHON_IMAGE"].startswith(f"python:{tested_python}-"), (dockerfile, args["PYTHON_IMAGE"])
+    args, _ = parse_dockerfile(DOCKER / "worker.Dockerfile")
+    assert args["TF_VERSION"] == version("tensorflow")

@@ -4,7 +4,7 @@
 # It needs no TensorFlow: the project is installed without dependencies and only the simulator's own
 # (producer-sim.requirements.txt, checked against its imports by tests/test_images.py) are added.
 # Real images instead of synthetic ones: mount a folder and set SIM_SOURCE_DIR.
-ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

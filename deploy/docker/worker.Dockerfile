@@ -5,7 +5,7 @@
 # Model baked in: add --build-arg MODEL_DIR=models (a folder in the context holding version sub-folders,
 # e.g. models/3/{saved_model.pb,model.tflite,metadata.json}). Without it /models is empty and a model
 # must be mounted there (Helm: model.source url|s3|pvc; compose: a bind mount). See docs/deploy.md.
-ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG TF_VERSION=2.21.0
 
 # ---- build: a virtualenv with the project and its wheels; nothing from here but /opt/venv ships.
