@@ -10,8 +10,9 @@ from typing import Optional, TextIO
 
 import numpy as np
 
-from line_contracts.frame import Encoding, FrameHeaders, frame_key
+from line_contracts.frame import FrameHeaders, frame_key
 from producer_sim import faults
+from producer_sim.corrupt import BadFramePool
 from producer_sim.delivery import DeliveryTracker
 from producer_sim.pacing import Schedule, make_shape
 from producer_sim.settings import SimSettings
@@ -63,21 +64,14 @@ class LineRun:
         self.stop = stop
         self.status_to = status_to
         self.cameras = settings.camera_ids()
+        self._bad: Optional[BadFramePool] = None
         self._rng = np.random.default_rng([settings.seed, 1])
-        self._kinds = self._corrupt_kinds()
-        png0 = pool.frames[0]
-        # Bad frames are built from a PNG, so their headers say png and that PNG's size.
-        self._bad_base = dict(encoding=Encoding.PNG, width=png0.width, height=png0.height)
-
-    def _corrupt_kinds(self) -> tuple[str, ...]:
-        if not self.settings.corrupt_kinds:
-            return faults.BAD_FRAME_KINDS
-        kinds = tuple(k.strip() for k in self.settings.corrupt_kinds.split(",") if k.strip())
-        unknown = [k for k in kinds if k not in faults.BAD_FRAME_KINDS]
-        if unknown:
-            raise ValueError(f"SIM_CORRUPT_KINDS / --corrupt-kinds: unknown kind(s) {', '.join(unknown)}; "
-                             f"choose from {', '.join(faults.BAD_FRAME_KINDS)}")
-        return kinds
+        if settings.corrupt_rate:
+            kinds = faults.BAD_FRAME_KINDS
+            if settings.corrupt_kinds:
+                kinds = tuple(k.strip() for k in settings.corrupt_kinds.split(",") if k.strip())
+            png0 = pool.frames[0]
+            self._bad = BadFramePool(kinds, self._rng, pool.good_png, png0.width, png0.height)
 
     def _schedule(self) -> Schedule:
         s = self.settings
@@ -161,12 +155,10 @@ class LineRun:
         headers = FrameHeaders(camera_id=camera_id, line_id=line_id, frame_seq=seq, capture_time_ns=capture_ns,
                                encoding=self.pool.encoding, width=frame.width, height=frame.height,
                                truth_label=frame.truth)
-        rate = self.settings.corrupt_rate
-        if rate and self._rng.random() < rate:
-            kind = self._kinds[int(self._rng.integers(len(self._kinds)))]
+        if self._bad is not None and self._rng.random() < self.settings.corrupt_rate:
+            kind, value, kafka_headers = self._bad.draw(headers)
             summary.corrupt_by_kind[kind] = summary.corrupt_by_kind.get(kind, 0) + 1
-            bad_headers = headers.model_copy(update=dict(self._bad_base, truth_label=None))
-            return faults.make_bad_frame(kind, self._rng, bad_headers, self.pool.good_png)
+            return value, kafka_headers
         return frame.value, headers.to_kafka()
 
     def _status(self, summary: RunSummary, tracker: DeliveryTracker, start: float, now: float,

@@ -8,14 +8,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import defaultdict
 
 import cv2
 import numpy as np
 import pytest
 from kafka import KafkaConsumer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from line_contracts.frame import (FRAME_SCHEMA_VERSION, Encoding, FrameHeaderError, FrameHeaders, TruthLabel,
                                   frame_key)
@@ -115,11 +113,8 @@ def test_every_bad_frame_kind_is_accepted_by_the_broker(kafka_bootstrap, new_top
     assert len(summary.corrupt_by_kind) >= len(BAD_FRAME_KINDS) - 3  # 40 draws over 12 kinds
 
 
-def test_rejected_frames_are_counted_lost_and_exit_non_zero(kafka_bootstrap):
-    topic = f"tiny-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=[kafka_bootstrap])
-    admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "20000"})])
-    admin.close()
+def test_rejected_frames_are_counted_lost_and_exit_non_zero(kafka_bootstrap, new_topic):
+    topic = new_topic(partitions=1, name_prefix="tiny", configs={"max.message.bytes": "20000"})  # < one frame
     proc = subprocess.run(SIM + ["run", "--bootstrap-servers", kafka_bootstrap, "--topic", topic, "--fps", "50",
                                  "--frames", "10", "--pool-size", "2", "--json", "--quiet"],
                           capture_output=True, text=True, timeout=120)
@@ -211,3 +206,32 @@ def test_docs_settings_table_is_current():
     table = doc.split("<!-- settings-table:start -->\n", 1)[1].split("<!-- settings-table:end -->", 1)[0]
     assert table.strip() == settings_table(SimSettings, markdown=True).strip(), \
         "docs/producer_sim.md settings table is stale: regenerate it with settings_table(SimSettings, markdown=True)"
+
+
+def test_bad_frames_are_prebuilt_and_stamped_with_the_frame_identity():
+    from line_contracts.frame import H_CAPTURE_TIME_NS, H_SEQUENCE
+    from producer_sim.corrupt import BadFramePool
+    from producer_sim.faults import BAD_FRAME_KINDS
+
+    pool = build_pool(SimSettings(pool_size=1, frame_width=64, frame_height=64))
+    bad = BadFramePool(BAD_FRAME_KINDS, np.random.default_rng(0), pool.good_png, 64, 64)
+    headers = FrameHeaders(camera_id="line-3-cam-2", line_id="line-3", frame_seq=41, capture_time_ns=1234,
+                           encoding=Encoding.PNG, width=64, height=64)
+    seen = set()
+    t0 = time.monotonic()
+    for _ in range(600):
+        kind, value, kafka_headers = bad.draw(headers)
+        seen.add(kind)
+        h = dict(kafka_headers)
+        assert h["camera_id"] == b"line-3-cam-2" and h["line_id"] == b"line-3"
+        if kind == "missing_header":
+            assert H_CAPTURE_TIME_NS not in h
+        else:
+            assert h[H_CAPTURE_TIME_NS] == b"1234"
+        assert h[H_SEQUENCE] == (b"not-a-number" if kind == "wrong_typed_header" else b"41")
+        if kind == "huge_png":
+            assert int(h["width"]) > 10000  # the kind's own header survives the stamping
+    assert seen == set(BAD_FRAME_KINDS)
+    assert time.monotonic() - t0 < 1.0  # 600 draws: no encoding in the hot loop
+    with pytest.raises(ValueError, match="SIM_CORRUPT_KINDS"):
+        BadFramePool(("not_a_kind",), np.random.default_rng(0), pool.good_png, 64, 64)
