@@ -88,9 +88,10 @@ def prometheus(tmp_path_factory):
               "scrape_configs": [{"job_name": "line-inspection-worker",
                                   "static_configs": [{"targets": [f"127.0.0.1:{exporter_port}"]}]}]}
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    log = open(tmp / "prometheus.log", "w")
     proc = subprocess.Popen([find_tool("prometheus"), f"--config.file={tmp / 'prometheus.yml'}",
                              f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
+                            stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{prom_port}"
     try:
         deadline = time.monotonic() + 30
@@ -107,6 +108,7 @@ def prometheus(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+        log.close()
         stop.set()
         server.shutdown()
 
