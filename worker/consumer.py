@@ -40,6 +40,9 @@ def consumer_kwargs(settings: WorkerSettings) -> dict:
               auto_offset_reset="earliest", max_poll_records=settings.max_batch_size,
               # Frames are 0.1-1 MB: fetch several per partition per round trip.
               max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
+              # kafka-python 3 defaults to a 45 s session: a SIGKILLed pod's partitions would sit
+              # unjudged that long. Heartbeats run on their own thread, so 10 s is safe.
+              session_timeout_ms=10_000, heartbeat_interval_ms=2_000,
               isolation_level="read_committed" if settings.processing_guarantee == "exactly_once"
               else "read_uncommitted")
     return kw
