@@ -28,6 +28,14 @@ _FATAL = (
 )
 
 
+# kafka-python 3.0.12 drops a response that arrives together with the connection close, which is
+# exactly how a broker answers a failed SASL authentication (error, then close). Several such
+# drops in a row, with TLS and SASL configured, are therefore reported as a credentials problem.
+_DROPS_MEAN_BAD_CREDENTIALS = 3
+_SASL_DROP = ("the broker closed the connection during SASL authentication, so the credentials are most likely "
+              "wrong (or the security protocol does not match the listener)")
+_SASL_DROP_FIELDS = ("kafka_sasl_username", "kafka_sasl_password", "kafka_sasl_mechanism", "kafka_security_protocol")
+
 _BACKOFF = re.compile(r"\s*\(backoff [0-9.]+ secs\)$")
 
 
@@ -38,9 +46,11 @@ class KafkaConnectError(RuntimeError):
 class _FailureLog(logging.Handler):
     """Collects kafka-python's connection-failure log lines while a check runs."""
 
-    def __init__(self, thread_name: str) -> None:
+    def __init__(self, thread_name: str, sasl: bool) -> None:
         super().__init__(level=logging.WARNING)
         self.thread_name = thread_name  # only this check's client: earlier clients may still be retrying
+        self.sasl = sasl
+        self.drops = 0
         self.last: Optional[str] = None
         self.fatal: Optional[tuple[str, tuple[str, ...]]] = None
         self.changed = threading.Event()
@@ -59,6 +69,11 @@ class _FailureLog(logging.Handler):
             if needle in text and self.fatal is None:
                 self.fatal = (text, fields)
                 self.changed.set()
+        if self.sasl and text.startswith("Bootstrap connection") and "socket disconnected" in text:
+            self.drops += 1
+            if self.drops >= _DROPS_MEAN_BAD_CREDENTIALS and self.fatal is None:
+                self.fatal = (_SASL_DROP, _SASL_DROP_FIELDS)
+                self.changed.set()
 
 
 def check_kafka_connection(settings: KafkaClientSettings, timeout_s: Optional[float] = None) -> None:
@@ -73,7 +88,8 @@ def check_kafka_connection(settings: KafkaClientSettings, timeout_s: Optional[fl
     client_id = f"line-inspection-preflight-{uuid.uuid4().hex[:8]}"
     outcome: dict = {}
     done = threading.Event()
-    failures = _FailureLog(thread_name=f"kafka-io-{client_id}")  # kafka-python names its IO thread so
+    failures = _FailureLog(thread_name=f"kafka-io-{client_id}",  # kafka-python names its IO thread so
+                           sasl=settings.kafka_security_protocol.startswith("SASL"))
 
     def connect() -> None:
         try:
