@@ -79,6 +79,7 @@ def export_version(
     training_data: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     litert: bool = True,
+    extra_files: dict[str, str] | None = None,
 ) -> Path:
     """Write base/<version>/ (saved_model/, model.tflite, metadata.json) and return its path."""
     import tensorflow as tf
@@ -101,6 +102,8 @@ def export_version(
         tf.saved_model.save(module, str(staging / SAVED_MODEL_DIR), signatures={SIGNATURE_NAME: concrete})
         if litert:
             (staging / TFLITE_FILE).write_bytes(convert_to_litert(staging / SAVED_MODEL_DIR))
+        for file_name, text in (extra_files or {}).items():
+            (staging / file_name).write_text(text)
         metadata = ModelMetadata(
             name=name,
             version=str(version),

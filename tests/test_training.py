@@ -1,0 +1,77 @@
+"""Training on synthetic frames, the hub loading path, the threshold rule and the evaluate report."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2
+import numpy as np
+import pytest
+
+from training import metrics
+from training.evaluate import REQUIRED_KEYS, evaluate
+from training.synthetic import SyntheticFrames
+from training.tiny_model import build_tiny_model
+
+
+def test_choose_threshold_minimises_dagm_cost_with_margin():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9])
+    threshold, rule = metrics.choose_threshold(labels, scores)
+    assert 0.4 < threshold < 0.8 and "DAGM cost" in rule
+    # one defect scores among the ok frames: missing it costs 20, two false alarms cost 2
+    scores = np.array([0.1, 0.2, 0.5, 0.6, 0.55, 0.9])
+    threshold, _ = metrics.choose_threshold(labels, scores)
+    result = metrics.at_threshold(labels, scores, threshold)
+    assert result["fn"] == 0 and result["fp"] == 1
+    threshold, rule = metrics.choose_threshold(labels, np.array([0.1, 0.2, 0.3, 0.7, 0.6, 0.9]), target_recall=0.5)
+    assert 0.7 < threshold < 0.9 and "recall" in rule
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.choose_threshold(np.zeros(3), np.ones(3))
+
+
+def test_metrics_match_hand_computed_values():
+    labels = np.array([0, 0, 1, 1])
+    scores = np.array([0.1, 0.6, 0.4, 0.9])
+    assert metrics.roc_auc(labels, scores) == pytest.approx(0.75)
+    assert metrics.pr_auc(labels, scores) == pytest.approx((1.0 + 2 / 3) / 2)
+    at = metrics.at_threshold(labels, scores, 0.5)
+    assert (at["tp"], at["fp"], at["fn"], at["tn"]) == (1, 1, 1, 1)
+    assert at["false_positive_rate"] == 0.5 and at["dagm_cost"] == 21
+
+
+def _folder_dataset(root, count, size, seed):
+    frames = SyntheticFrames(seed=seed, size=size)
+    for i in range(count):
+        s = frames.sample(i)
+        folder = root / ("defect" if s.label else "ok")
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i:04d}.png"), s.image)
+    return root
+
+
+def test_evaluate_writes_metrics_and_report(tmp_path):
+    model = build_tiny_model(tmp_path / "models", input_size=(96, 96))
+    data = _folder_dataset(tmp_path / "data", 24, (96, 96), seed=5)
+    result = evaluate(tmp_path / "models", data, None, tmp_path / "report", backend="litert", log=lambda _: None)
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    for key in REQUIRED_KEYS:
+        assert key in saved, key
+    assert saved["n_images"] == 24 and saved["threshold"] == 0.5
+    assert saved["model"]["path"] == str(model)
+    assert 0 <= saved["roc_auc"] <= 1 and result["accuracy"] == saved["accuracy"]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "roc.png" in html and (tmp_path / "report" / "confusion_matrix.png").is_file()
+    assert len(list((tmp_path / "report" / "misclassified").glob("*.png"))) == min(len(saved["misclassified"]), 24)
+
+
+def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path, capsys):
+    from training.cli import main
+
+    build_tiny_model(tmp_path / "m", input_size=(64, 64))
+    status = main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "nope"), "--report", str(tmp_path / "r")])
+    assert status == 2 and "nope: no such folder" in capsys.readouterr().err

@@ -1,0 +1,107 @@
+"""`python -m training <command>`: build-backbone, train, quick-demo, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+# hub.KerasLayer needs the Keras 2 API; must be set before TensorFlow is first imported.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _log(line: str) -> None:
+    print(time.strftime("%H:%M:%S ") + line, flush=True)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """'512' or '512x384' (height x width)."""
+    parts = text.lower().split("x")
+    try:
+        size = (int(parts[0]), int(parts[-1]))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT or HEIGHTxWIDTH, got {text!r}") from exc
+    if len(parts) > 2 or min(size) < 32 or size[0] % 32 or size[1] % 32:
+        raise argparse.ArgumentTypeError(f"size must be a multiple of 32 pixels (the network's total stride), got {text!r}")
+    return size
+
+
+def _fractions(text: str) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in text.split(","))
+    if len(values) != 3 or min(values) < 0 or values[0] <= 0 or values[1] <= 0:
+        raise argparse.ArgumentTypeError(f"expected TRAIN,VALIDATION,HOLDOUT fractions such as 0.6,0.2,0.2; got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, minutes: float, model_size: str, crop: int, repeats: int) -> None:
+    p.add_argument("--out", type=Path, required=True, help="model base folder; the version goes into OUT/<version>/")
+    p.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
+    p.add_argument("--backbone", default=None, help="TF Hub URL or local SavedModel folder (default: build a random-init local one)")
+    p.add_argument("--backbone-variant", default="stride8", help="variant built when --backbone is not given")
+    p.add_argument("--input-range", choices=("0-255", "0-1"), default=None, help="pixel scale the backbone expects (default: from backbone.json, 0-1 for URLs)")
+    p.add_argument("--design", choices=("segdec", "global"), default="segdec", help="segmentation+decision (default) or global feature vector")
+    p.add_argument("--frozen", action="store_true", help="freeze the backbone (default: fine-tune it)")
+    p.add_argument("--model-size", type=_size, default=_size(model_size), help="working resolution HxW inside the model")
+    p.add_argument("--crop", type=int, default=crop, help="train on square crops of this size (0 = whole frames)")
+    p.add_argument("--repeats", type=int, default=repeats, help="passes over the training frames per epoch (new random crops each pass)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better validation score")
+    p.add_argument("--max-minutes", type=float, default=minutes, help="training time budget")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", dest="fractions", type=_fractions, default=(0.6, 0.2, 0.2), help="stratified train,validation,holdout fractions")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--target-recall", type=float, default=None, help="choose the threshold for this recall instead of min DAGM cost")
+    p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of all subcommands."""
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bb = sub.add_parser("build-backbone", help="save a hub-compatible EfficientNet-B0 SavedModel locally")
+    bb.add_argument("--out", type=Path, required=True)
+    bb.add_argument("--variant", default="stride8", help="stride4 | stride8 | stride16 | feature-vector")
+    bb.add_argument("--weights", type=Path, default=None, help="EfficientNetB0 weights file (.h5); default random init")
+    bb.add_argument("--seed", type=int, default=0)
+
+    tr = sub.add_parser("train", help="train on a labelled data set and export a model version")
+    tr.add_argument("--data", type=Path, required=True, help="DAGM class folder, DAGM root, or defect/ ok/ tree")
+    tr.add_argument("--data-split", default="Train", help="DAGM split folder to train on (default Train)")
+    tr.add_argument("--name", default="dagm-class8")
+    _add_training_options(tr, epochs=12, minutes=25.0, model_size="512", crop=128, repeats=3)
+
+    demo = sub.add_parser("quick-demo", help="train the demo model on synthetic frames (a few minutes on 2 cores)")
+    demo.add_argument("--frames", type=int, default=600, help="synthetic frames to generate")
+    demo.add_argument("--frame-size", type=_size, default=(512, 512), help="camera frame size HxW")
+    demo.add_argument("--name", default="synthetic-demo")
+    _add_training_options(demo, epochs=4, minutes=2.0, model_size="256", crop=128, repeats=1)
+
+    ev = sub.add_parser("evaluate", help="score a data set with an exported model and write a report")
+    ev.add_argument("--model", type=Path, required=True, help="model version folder or base folder (latest version)")
+    ev.add_argument("--data", type=Path, required=True)
+    ev.add_argument("--split", default=None, help="DAGM split folder, e.g. Test")
+    ev.add_argument("--report", type=Path, required=True, help="output folder for metrics.json and report.html")
+    ev.add_argument("--backend", choices=("auto", "tensorflow", "litert"), default="auto")
+    ev.add_argument("--batch-size", type=int, default=8)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    from training.commands import run_command
+    from training.export import ExportError
+    from training.serving import ModelLoadError
+
+    try:
+        return run_command(args, _log)
+    except (ValueError, FileNotFoundError, ModelLoadError, ExportError) as exc:  # user errors: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

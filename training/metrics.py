@@ -1,0 +1,138 @@
+"""Binary classification metrics and the decision threshold rule (numpy only).
+
+DAGM's cost counts a missed defect as 20 false alarms. `choose_threshold` minimises that cost
+on validation scores (or reaches a target recall) and, among equally cheap thresholds, takes
+the middle of the widest gap between scores, in logit space, so unseen frames have margin
+on both sides.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+DAGM_FN_COST = 20.0
+
+
+def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rates, true positive rates) over all thresholds, starting at (0, 0)."""
+    labels, scores = _check(labels, scores)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    fps = (distinct + 1) - tps
+    tpr = np.r_[0.0, tps / max(y.sum(), 1)]
+    fpr = np.r_[0.0, fps / max(len(y) - y.sum(), 1)]
+    return fpr, tpr
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half); nan with a single class."""
+    labels, scores = _check(labels, scores)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    ranks = _average_ranks(scores)
+    return float((ranks[labels == 1].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def pr_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(recalls, precisions) over thresholds from the highest score down."""
+    labels, scores = _check(labels, scores)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    distinct = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tps = np.cumsum(y)[distinct]
+    precision = tps / (distinct + 1)
+    recall = tps / max(y.sum(), 1)
+    return np.r_[0.0, recall], np.r_[1.0, precision]
+
+
+def pr_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision (area under the step PR curve); nan without defects."""
+    labels, _ = _check(labels, scores)
+    if labels.sum() == 0:
+        return float("nan")
+    recall, precision = pr_curve(labels, scores)
+    return float(np.sum(np.diff(recall) * precision[1:]))
+
+
+def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Confusion counts and rates when score >= threshold means defect."""
+    labels, scores = _check(labels, scores)
+    predicted = scores >= threshold
+    tp = int(np.sum(predicted & (labels == 1)))
+    fp = int(np.sum(predicted & (labels == 0)))
+    fn = int(np.sum(~predicted & (labels == 1)))
+    tn = int(np.sum(~predicted & (labels == 0)))
+    n_pos, n_neg = tp + fn, fp + tn
+    return {
+        "threshold": float(threshold),
+        "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+        "accuracy": (tp + tn) / max(len(labels), 1),
+        "recall": tp / n_pos if n_pos else float("nan"),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "false_positive_rate": fp / n_neg if n_neg else float("nan"),
+        "dagm_cost": DAGM_FN_COST * fn + fp,
+    }
+
+
+def summary(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """All report metrics at one threshold."""
+    labels, scores = _check(labels, scores)
+    return {
+        "roc_auc": roc_auc(labels, scores),
+        "pr_auc": pr_auc(labels, scores),
+        **at_threshold(labels, scores, threshold),
+        "n_images": int(len(labels)),
+        "n_defective": int(labels.sum()),
+    }
+
+
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_recall: Optional[float] = None, fn_cost: float = DAGM_FN_COST) -> tuple[float, str]:
+    """Threshold minimising fn_cost*FN + FP (or the highest one reaching target_recall), and its rule."""
+    labels, scores = _check(labels, scores)
+    if labels.min() == labels.max():
+        raise ValueError("choosing a threshold needs validation frames of both classes")
+    logits = np.log(np.clip(scores, 1e-7, 1 - 1e-7) / np.clip(1 - scores, 1e-7, 1))
+    cuts = np.unique(logits)
+    # candidate thresholds: midpoints between consecutive distinct scores, plus both ends
+    candidates = np.r_[cuts[0] - 1.0, (cuts[:-1] + cuts[1:]) / 2, cuts[-1] + 1.0]
+    gaps = np.r_[2.0, np.diff(cuts), 2.0]
+    fn = np.array([np.sum((logits < c) & (labels == 1)) for c in candidates])
+    fp = np.array([np.sum((logits >= c) & (labels == 0)) for c in candidates])
+    if target_recall is not None:
+        recall = 1 - fn / labels.sum()
+        ok = recall >= target_recall
+        cost = np.where(ok, fp, np.inf)
+        rule = f"target recall >= {target_recall:g} on validation, fewest false alarms"
+    else:
+        cost = fn_cost * fn + fp
+        rule = f"min DAGM cost on validation (missed defect = {fn_cost:g} false alarms)"
+    best = np.flatnonzero(cost == cost.min())
+    pick = best[np.argmax(gaps[best])]
+    return float(1 / (1 + np.exp(-candidates[pick]))), rule
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values), np.float64)
+    sorted_values = values[order]
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    if labels.shape != scores.shape:
+        raise ValueError(f"{labels.shape[0]} labels but {scores.shape[0]} scores")
+    return labels, scores

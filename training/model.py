@@ -1,0 +1,78 @@
+"""Network designs on top of a hub-loaded EfficientNet-B0 backbone.
+
+* `segdec` (default, after Tabernik et al. 2019 / Bozic et al. 2021, "mixed supervision"): the
+  early EfficientNet-B0 stages at (near) native resolution give a stride-8 feature map; a small
+  segmentation head is trained on the weak defect masks; a decision head looks at the
+  segmentation map and features (global max + average pooling) and gives the frame's score.
+  The decision head sees the features through a stop-gradient, so the backbone is shaped by
+  pixel supervision, which is what works on a few hundred images without pretraining.
+* `global`: the notebook's design (backbone feature vector + one sigmoid unit), kept to measure
+  the trade-off and for TF Hub feature-vector handles.
+
+Every model takes float pixels 0..255, shape [N, h, w, 1], and does its own scaling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from training.backbone import BackboneInfo, hub_layer
+
+DESIGNS = ("segdec", "global")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Saved hyperparameters of a design (go into metadata.json `architecture`)."""
+
+    design: str = "segdec"
+    model_height: int = 512
+    model_width: int = 512
+    fine_tune: bool = True
+    seg_channels: int = 32
+    dropout: float = 0.2
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+
+def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
+    """Return (training model -> [score, seg_logits or None], scorer -> score) sharing weights."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    if config.design not in DESIGNS:
+        raise ValueError(f"design must be one of {DESIGNS}, got {config.design!r}")
+    pixels = keras.Input((None, None, 1), name="pixels")
+    scaled = pixels if info.input_range == "0-255" else keras.layers.Rescaling(1.0 / 255.0)(pixels)
+    rgb = keras.layers.Concatenate(name="gray_to_rgb")([scaled, scaled, scaled])
+    features = hub_layer(info, trainable=config.fine_tune)(rgb)
+
+    if config.design == "global":
+        if info.variant != "feature-vector":
+            features = keras.layers.GlobalAveragePooling2D()(features)
+        features = keras.layers.Dropout(config.dropout)(features)
+        score = keras.layers.Dense(1, activation="sigmoid", name="score")(features)
+        model = keras.Model(pixels, score, name="global_classifier")
+        return model, model
+
+    if info.variant == "feature-vector":
+        raise ValueError("design 'segdec' needs a spatial backbone (variant stride4/stride8/stride16), not a feature vector")
+    seg_hidden = keras.layers.Conv2D(config.seg_channels, 5, padding="same", activation="relu", name="seg_conv")(features)
+    seg_logits = keras.layers.Conv2D(1, 1, name="seg_logits")(seg_hidden)
+    seg_map = keras.layers.Activation("sigmoid", name="seg_map")(seg_logits)
+    decision = keras.layers.Concatenate(name="decision_input")([seg_hidden, seg_map])
+    decision = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="dec_conv")(decision)
+    # Max pooling only: a frame's score must not depend on how much defect-free area surrounds
+    # the defect, so training on crops transfers to whole frames.
+    pooled = keras.layers.Concatenate(name="pooled")([
+        keras.layers.GlobalMaxPooling2D()(decision),
+        keras.layers.GlobalMaxPooling2D()(seg_logits),
+    ])
+    pooled = keras.layers.Dropout(config.dropout)(pooled)
+    score = keras.layers.Dense(1, activation="sigmoid", name="score")(pooled)
+    train_model = keras.Model(pixels, [score, seg_logits], name="segdec_train")
+    scorer = keras.Model(pixels, score, name="segdec_scorer")
+    return train_model, scorer

@@ -1,0 +1,149 @@
+"""In-memory training data: decoded once, split by label, augmented per batch.
+
+A few hundred 512x512 grayscale frames fit in memory (500 frames = 131 MB), so images are
+decoded once and batches are cut and augmented with numpy: cheaper on 2 shared CPU cores than
+re-decoding PNGs every epoch, and identical across runs for a given seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from training.datasets import LabeledImage
+from training.synthetic import SyntheticFrames
+
+
+@dataclass
+class ArraySet:
+    """Images, weak masks and labels of one split, at the model's working resolution."""
+
+    images: np.ndarray  # uint8 [N, H, W]
+    masks: np.ndarray  # uint8 [N, H, W], 255 on defect
+    labels: np.ndarray  # int64 [N]
+    names: list[str]
+
+    def subset(self, index: Sequence[int]) -> "ArraySet":
+        """The frames at `index`."""
+        index = np.asarray(index, np.int64)
+        return ArraySet(self.images[index], self.masks[index], self.labels[index], [self.names[i] for i in index])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """Resize to (height, width); area averaging for pixels, as the exported model does."""
+    if image.shape == tuple(size):
+        return image
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+
+
+def load_images(items: Sequence[LabeledImage], size: tuple[int, int]) -> ArraySet:
+    """Decode labelled images and their masks, resized to `size`."""
+    unlabelled = [str(it.path) for it in items if it.label is None]
+    if unlabelled:
+        raise ValueError(f"training needs labelled images; {len(unlabelled)} have no label, e.g. {unlabelled[0]}")
+    images, masks = [], []
+    for it in items:
+        image = it.read()
+        masks.append(_fit(it.read_mask(image.shape), size, nearest=True))
+        images.append(_fit(image, size))
+    return ArraySet(np.stack(images), np.stack(masks), np.array([it.label for it in items], np.int64), [str(it.path) for it in items])
+
+
+def load_synthetic(frames: SyntheticFrames, start: int, count: int, size: tuple[int, int]) -> ArraySet:
+    """Generate synthetic frames start..start+count-1, resized to `size`."""
+    samples = frames.batch(start, count)
+    return ArraySet(
+        np.stack([_fit(s.image, size) for s in samples]),
+        np.stack([_fit(s.mask, size, nearest=True) for s in samples]),
+        np.array([s.label for s in samples], np.int64),
+        [f"synthetic:{frames.seed}:{start + i}:{s.kind}" for i, s in enumerate(samples)],
+    )
+
+
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Index arrays, one per fraction, each with the same defect share (shuffled by seed)."""
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[] for _ in fractions]
+    for label in np.unique(labels):
+        index = rng.permutation(np.flatnonzero(labels == label))
+        bounds = np.round(np.cumsum(fractions) / np.sum(fractions) * len(index)).astype(int)
+        for i, (lo, hi) in enumerate(zip(np.r_[0, bounds[:-1]], bounds)):
+            parts[i].extend(index[lo:hi].tolist())
+    return [np.sort(np.array(p, np.int64)) for p in parts]
+
+
+class BatchSampler:
+    """Augmented training batches: (pixels [B,h,w,1] float 0..255, labels [B], seg targets)."""
+
+    def __init__(self, data: ArraySet, batch_size: int, stride: int, crop: Optional[int], seed: int, augment: bool = True, repeats: int = 1):
+        self.data, self.batch_size, self.stride, self.crop, self.augment = data, batch_size, stride, crop, augment
+        self.repeats = max(1, repeats)  # passes over the data per epoch (crops are cheap)
+        self.rng = np.random.default_rng(seed)
+
+    def steps(self) -> int:
+        """Batches per epoch."""
+        return int(np.ceil(self.repeats * len(self.data) / self.batch_size))
+
+    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """One pass over the data in a fresh random order."""
+        order = np.concatenate([self.rng.permutation(len(self.data)) for _ in range(self.repeats)])
+        for start in range(0, len(order), self.batch_size):
+            picks = order[start : start + self.batch_size]
+            pairs = [self._example(i) for i in picks]
+            pixels = np.stack([p for p, _ in pairs])[..., np.newaxis]
+            masks = np.stack([m for _, m in pairs])
+            yield pixels, self.data.labels[picks].astype(np.float32), seg_targets(masks, self.stride)
+
+    def _example(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        image, mask = self.data.images[i], self.data.masks[i]
+        if self.crop:
+            image, mask = self._crop(image, mask)
+        image = image.astype(np.float32)
+        if self.augment:
+            rng = self.rng
+            if image.shape[0] == image.shape[1]:
+                k = int(rng.integers(4))
+                image, mask = np.rot90(image, k), np.rot90(mask, k)
+            if rng.random() < 0.5:
+                image, mask = image[:, ::-1], mask[:, ::-1]
+            if rng.random() < 0.5:
+                image, mask = image[::-1], mask[::-1]
+            mean = image.mean()
+            image = (image - mean) * rng.uniform(0.8, 1.25) + mean + rng.uniform(-20, 20)
+            image = np.clip(image, 0, 255)
+        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+
+    def _crop(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A crop x crop window; for a defect, one that holds the centre of its mask."""
+        h, w = image.shape
+        c = min(self.crop, h, w)
+        ys, xs = np.nonzero(mask)
+        if len(ys):
+            cy, cx = int(ys.mean()), int(xs.mean())
+            margin = c // 4
+            top, left = self._window(cy, c, margin, h), self._window(cx, c, margin, w)
+        else:
+            top, left = int(self.rng.integers(h - c + 1)), int(self.rng.integers(w - c + 1))
+        return image[top : top + c, left : left + c], mask[top : top + c, left : left + c]
+
+
+    def _window(self, centre: int, crop: int, margin: int, extent: int) -> int:
+        """A window start in [0, extent-crop] keeping `centre` at least `margin` inside if it can."""
+        lo = min(max(centre - crop + margin, 0), extent - crop)
+        hi = max(min(max(centre - margin, 0), extent - crop), lo)
+        return int(self.rng.integers(lo, hi + 1))
+
+
+def seg_targets(masks: np.ndarray, stride: int) -> np.ndarray:
+    """Masks [B,h,w] -> [B,h/s,w/s,1] float: 1 where any mask pixel falls in the cell."""
+    b, h, w = masks.shape
+    hs, ws = -(-h // stride), -(-w // stride)
+    padded = np.zeros((b, hs * stride, ws * stride), np.uint8)
+    padded[:, :h, :w] = masks > 0
+    return padded.reshape(b, hs, stride, ws, stride).max(axis=(2, 4)).astype(np.float32)[..., np.newaxis]

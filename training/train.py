@@ -1,0 +1,170 @@
+"""The training loop: mixed supervision (image label + weak mask), class weights, early stopping.
+
+One progress line per epoch goes to `log`; the wall time and the best epoch come back in
+`TrainResult`. Training stops at `epochs`, after `patience` epochs without a better validation
+score, or when the `max_minutes` deadline passes (a monotonic deadline, checked per batch).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from training import metrics
+from training.backbone import BackboneInfo
+from training.model import ModelConfig, build_models
+from training.pipeline import ArraySet, BatchSampler
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation hyperparameters (saved in metadata.json)."""
+
+    epochs: int = 30
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    crop: int = 0  # 0 = whole frames; else square crops (defect crops hold the weak mask)
+    repeats: int = 1  # passes over the training frames per epoch (a new crop each pass)
+    patience: int = 8
+    min_epochs: int = 4
+    seg_weight: float = 1.0
+    seg_pos_weight: float = 10.0  # defect cells are ~1% of the map
+    seed: int = 0
+    max_minutes: float = 25.0
+    threads: int = 2
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """A trained scorer and what happened on the way."""
+
+    scorer: Any
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    stopped_because: str = ""
+
+
+def configure_threads(threads: int) -> None:
+    """Cap TensorFlow's CPU threads (the machine is shared); must run before the first op."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # TensorFlow already initialised in this process: keep its settings
+
+
+def predict_scores(scorer: Any, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
+    """Scores for uint8 [N,H,W] images at the model's working resolution."""
+    import tensorflow as tf
+
+    run = tf.function(lambda x: scorer(x, training=False), reduce_retracing=True)
+    out = [np.asarray(run(tf.constant(images[i : i + batch_size, ..., None], tf.float32))).reshape(-1) for i in range(0, len(images), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+def _validation_key(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """Higher is better: (-min DAGM cost, separation margin in logits)."""
+    threshold, _ = metrics.choose_threshold(labels, scores)
+    cost = metrics.at_threshold(labels, scores, threshold)["dagm_cost"]
+    logit = np.log(np.clip(scores, 1e-7, 1) / np.clip(1 - scores, 1e-7, 1))
+    margin = float(np.min(logit[labels == 1]) - np.max(logit[labels == 0]))
+    return -cost, margin
+
+
+def train(
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    backbone: BackboneInfo,
+    train_set: ArraySet,
+    val_set: ArraySet,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train a model on `train_set`, keep the weights that did best on `val_set`."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    configure_threads(train_config.threads)
+    started = time.monotonic()
+    deadline = started + 60.0 * train_config.max_minutes
+    keras.utils.set_random_seed(train_config.seed)
+    train_model, scorer = build_models(model_config, backbone)
+    segdec = model_config.design == "segdec"
+    stride = backbone.output_stride
+    sampler = BatchSampler(train_set, train_config.batch_size, stride, train_config.crop or None, train_config.seed, repeats=train_config.repeats)
+    n, n_pos = len(train_set), int(train_set.labels.sum())
+    if n_pos == 0 or n_pos == n:
+        raise ValueError(f"training data needs both classes; got {n_pos} defective of {n}")
+    # class weights: each class contributes half of the classification loss
+    w_pos, w_neg = n / (2.0 * n_pos), n / (2.0 * (n - n_pos))
+    lr = tf.Variable(train_config.learning_rate, trainable=False, dtype=tf.float32)
+    optimizer = keras.optimizers.Adam(learning_rate=lr)
+    variables = train_model.trainable_variables
+
+    @tf.function(reduce_retracing=True)
+    def step(pixels, labels, seg_target):
+        with tf.GradientTape() as tape:
+            outputs = train_model(pixels, training=True)
+            score = tf.reshape(outputs[0] if segdec else outputs, [-1])
+            bce = keras.losses.binary_crossentropy(labels[:, None], score[:, None])
+            cls_loss = tf.reduce_mean(bce * (labels * w_pos + (1 - labels) * w_neg))
+            seg_loss = tf.constant(0.0)
+            if segdec:
+                seg = tf.nn.weighted_cross_entropy_with_logits(seg_target, outputs[1], train_config.seg_pos_weight)
+                seg_loss = tf.reduce_mean(seg)
+            loss = cls_loss + train_config.seg_weight * seg_loss + tf.add_n(train_model.losses or [tf.constant(0.0)])
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+        return cls_loss, seg_loss
+
+    best_key, best_weights, best_epoch, history = None, None, 0, []
+    stopped = "epochs done"
+    for epoch in range(1, train_config.epochs + 1):
+        if epoch > train_config.epochs * 2 // 3:
+            lr.assign(train_config.learning_rate * 0.1)  # fine phase: a lower rate settles the heads
+        epoch_start = time.monotonic()
+        losses = []
+        for pixels, labels, seg_target in sampler.epoch():
+            losses.append([float(v) for v in step(tf.constant(pixels), tf.constant(labels), tf.constant(seg_target))])
+            if time.monotonic() > deadline:
+                break
+        val_scores = predict_scores(scorer, val_set.images)
+        key = _validation_key(val_set.labels, val_scores)
+        record = {
+            "epoch": epoch,
+            "cls_loss": float(np.mean([l[0] for l in losses])),
+            "seg_loss": float(np.mean([l[1] for l in losses])),
+            "val_roc_auc": metrics.roc_auc(val_set.labels, val_scores),
+            "val_min_cost": -key[0],
+            "val_margin": key[1],
+            "seconds": time.monotonic() - epoch_start,
+        }
+        history.append(record)
+        improved = best_key is None or key > best_key
+        if improved:
+            best_key, best_weights, best_epoch = key, train_model.get_weights(), epoch
+        log(
+            f"epoch {epoch:3d}/{train_config.epochs}  cls {record['cls_loss']:.4f}  seg {record['seg_loss']:.4f}  "
+            f"val auc {record['val_roc_auc']:.4f}  cost {record['val_min_cost']:.0f}  margin {key[1]:+.2f}  "
+            f"{record['seconds']:.0f}s  elapsed {time.monotonic() - started:.0f}s{'  *best' if improved else ''}"
+        )
+        if time.monotonic() > deadline:
+            stopped = f"time budget of {train_config.max_minutes:g} min reached"
+            break
+        if epoch >= train_config.min_epochs and epoch - best_epoch >= train_config.patience:
+            stopped = f"early stop: no better validation score for {train_config.patience} epochs"
+            break
+    train_model.set_weights(best_weights)
+    wall = time.monotonic() - started
+    log(f"training finished: {stopped}; best epoch {best_epoch}; wall time {wall:.0f}s")
+    return TrainResult(scorer, best_epoch, history, wall, stopped)
+
