@@ -1,0 +1,81 @@
+# Line inspection: the two commands for a fresh machine are `make demo` and `make test` (README.md).
+# Everything else here is a step of those two, or a tool for developers.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+KAFKA := $(PY) deploy/kafka/localkafka.py
+KAFKA_PORT ?= 9092
+KAFKA_SECURITY ?= plaintext
+PARTITIONS ?= 6
+# Whole-run limit of `make test`; on expiry pytest gets SIGINT, so fixtures still stop the broker.
+TEST_WALL_TIMEOUT ?= 50m
+PYTEST_ARGS ?=
+
+# helm built by `make tools` lives here; tests find it on PATH.
+export PATH := $(CURDIR)/tools/bin:$(PATH)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help setup kafka-jars kafka-start kafka-stop kafka-status kafka-topics kafka-logs tools \
+        test test-all demo bench chaos schemas clean distclean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv and install the project with its dev extras (skipped when up to date)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is required (set PYTHON=...)")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+kafka-jars: ## fetch the Kafka broker jars with Maven (skipped when present)
+	@$(PYTHON) deploy/kafka/localkafka.py fetch
+
+kafka-start: setup kafka-jars ## start the local broker in the background (KAFKA_PORT, KAFKA_SECURITY=plaintext|sasl_ssl)
+	$(KAFKA) start --port $(KAFKA_PORT) --security $(KAFKA_SECURITY)
+
+kafka-stop: ## stop the local broker (also a stale one)
+	@$(PYTHON) deploy/kafka/localkafka.py stop
+
+kafka-status: ## is the local broker running?
+	@$(PYTHON) deploy/kafka/localkafka.py status
+
+kafka-topics: setup ## create the line's topics on the local broker (PARTITIONS)
+	$(KAFKA) create-topics --partitions $(PARTITIONS)
+
+kafka-logs: ## tail of the local broker's log
+	@$(PYTHON) deploy/kafka/localkafka.py logs
+
+tools: ## helm (built with Go into tools/bin) and promtool/prometheus (apt) when missing
+	bash deploy/tools/install.sh
+
+test: setup kafka-jars tools ## set up, then run the default test suite (real broker, helm, promtool)
+	timeout -s INT -k 60 $(TEST_WALL_TIMEOUT) $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: setup kafka-jars tools ## the whole suite, slow tests included
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: setup kafka-jars ## set up, then run the local demo line (broker, model, worker, simulator, numbers)
+	bash deploy/demo.sh
+
+bench: setup kafka-jars ## performance benchmark (docs/performance.md)
+	bash deploy/bench.sh
+
+chaos: setup kafka-jars ## fault suite (docs/reliability.md)
+	bash deploy/chaos.sh
+
+schemas: setup ## regenerate docs/schemas/*.json from line_contracts
+	$(PY) -m line_contracts.schemas
+
+clean: ## stop the local broker, remove run/ (broker data, logs, demo output) and caches
+	-@$(PYTHON) deploy/kafka/localkafka.py stop
+	rm -rf run build .pytest_cache
+
+distclean: clean ## also remove .venv, the Kafka jars and tools/
+	rm -rf $(VENV) deploy/kafka/target tools
