@@ -50,6 +50,8 @@ class WorkerMetrics:
                             registry=r)
         self.model_reloads = Counter("inspection_model_reloads_total", "Model hot-reload attempts, by result "
                                      "(success or failure).", ["result"], registry=r)
+        for result in ("success", "failure"):  # exported as 0 from the start, so reload panels are never empty
+            self.model_reloads.labels(result)
         self.publish_retries = Counter("inspection_publish_retries_total", "Result or dead-letter records sent "
                                        "again after a failed delivery.", registry=r)
         self.commits = Counter("inspection_commits_total", "Successful offset commits (or committed transactions).",
