@@ -84,7 +84,11 @@ def _port_is_free(port: int) -> bool:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGKILL the broker when its parent dies (test runs)."""
+    """In the child before exec: ask Linux to SIGKILL the broker when its parent dies (test runs).
+
+    Linux fires this when the *thread* that started the broker exits, so start (and restart) a
+    die_with_parent broker from a long-lived thread, normally the main one.
+    """
     import ctypes
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
