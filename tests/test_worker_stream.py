@@ -227,3 +227,48 @@ def test_hot_reload_under_load_switches_versions_without_loss_or_doubles(stream,
     assert worker.metric("inspection_model_reloads_total", result="success") == 1
     assert worker.metric("inspection_model_info", name="tiny", version="2", backend="litert") == 1
     assert worker.stop() == 0
+
+
+def test_rebalance_join_and_leave_mid_stream_loses_nothing(stream):
+    bootstrap, topics, group, start = stream
+    n = 1500
+    produce_frames(bootstrap, topics["frames"], range(n))
+    first = start(instance_id="w-a", max_batch_size=4)
+    first.wait_ready()
+    while first.metric_sum("inspection_frames_judged_total") < 200:
+        time.sleep(0.05)
+    second = start(instance_id="w-b", max_batch_size=4)  # joins: partitions move mid-stream
+    second.wait_ready()
+    time.sleep(1.0)
+    assert first.stop() == 0  # leaves: its partitions move back to the second worker
+    events = read_topic(bootstrap, topics["results"], 10**9, timeout_s=90,
+                        until=lambda evs: len({ev["frame"]["frame_seq"] for ev in evs}) == n)
+    assert {ev["frame"]["frame_seq"] for ev in events} == set(range(n))
+    assert {ev["worker_id"] for ev in events} == {"w-a", "w-b"}
+    deadline = time.monotonic() + 20
+    while committed_lag(bootstrap, topics["frames"], group) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert committed_lag(bootstrap, topics["frames"], group) == 0
+    assert second.stop() == 0
+
+
+def test_second_signal_exits_at_once_and_logs_are_json(kafka_bootstrap, tmp_path, model_base):
+    import json
+    worker = WorkerProcess(kafka_bootstrap, model_base, "f", "r", "d", "g", tmp_path / "w.log",
+                           model_backend="tensorflow", log_format="json", shutdown_grace_s=30,
+                           kafka_sasl_password="not-in-any-log")
+    while worker.get("/healthz")[0] != 200:  # HTTP is up; the TensorFlow model is still loading
+        assert worker.proc.poll() is None, worker.log_tail()
+        time.sleep(0.02)
+    assert worker.get("/readyz")[0] == 503
+    worker.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    worker.signal(signal.SIGTERM)
+    assert worker.proc.wait(10) == 128 + signal.SIGTERM
+    assert time.monotonic() - t0 < 3
+    log = worker.log_path.read_text()
+    records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert any("SIGTERM received" in r["message"] for r in records)
+    assert "not-in-any-log" not in log
+    worker.stop()

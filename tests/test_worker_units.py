@@ -52,6 +52,12 @@ def test_bad_setting_exits_2_naming_the_variable(var, value):
     assert var in done.stderr and value in done.stderr
 
 
+def test_docs_list_every_setting():
+    doc = (REPO / "docs" / "worker.md").read_text()
+    missing = [f"WORKER_{n.upper()}" for n in WorkerSettings.model_fields if f"`WORKER_{n.upper()}`" not in doc]
+    assert not missing, f"docs/worker.md lacks {missing}: regenerate its settings table"
+
+
 def test_batch_buckets_are_powers_of_two_up_to_max():
     assert WorkerSettings(max_batch_size=24).batch_buckets() == [1, 2, 4, 8, 16, 24]
     assert WorkerSettings(max_batch_size=1).batch_buckets() == [1]
