@@ -1,0 +1,134 @@
+"""Child processes of the demo (and of the end-to-end test): each in its own process group, all stoppable.
+
+Every child gets its own session, so Ctrl-C in the terminal reaches only the demo, which then
+stops the children in order (simulator first, broker last), each by its whole process group.
+Linux SIGKILLs every child if the demo itself dies (PR_SET_PDEATHSIG), so even `kill -9` of the
+demo leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO, Callable, Optional, Sequence
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGKILL it when its parent dies."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port(preferred: Optional[int] = None) -> int:
+    """`preferred` if nothing listens there on 127.0.0.1, else any free port."""
+    if preferred:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", preferred))
+                return preferred
+            except OSError:
+                pass
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Child:
+    """One started process: `name`, `proc`, `log_path`; `stop()` ends its whole process group."""
+
+    def __init__(self, name: str, cmd: Sequence[str], env: dict[str, str], log_path: Path, cwd: Path,
+                 stdout: Optional[int | IO] = None, stderr: Optional[int | IO] = None):
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=self._log if stdout is None else stdout,
+                                     stderr=self._log if stderr is None else stderr,
+                                     start_new_session=True, preexec_fn=die_with_parent)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def running(self) -> bool:
+        """True while the process has not exited."""
+        return self.proc.poll() is None
+
+    def send(self, signum: int) -> None:
+        """Send signum to the child's whole process group (no error if it is gone)."""
+        try:
+            os.killpg(self.proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout_s: float) -> Optional[int]:
+        """Exit code, or None if still running after timeout_s."""
+        try:
+            return self.proc.wait(timeout=max(0.0, timeout_s))
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace_s: float, first_signal: int = signal.SIGTERM) -> Optional[int]:
+        """first_signal to the group, SIGKILL after grace_s; returns the exit code (None if it was killed late)."""
+        if self.running():
+            self.send(first_signal)
+            if self.wait(grace_s) is None:
+                self.send(signal.SIGKILL)
+                self.wait(10)
+        # The leader may be gone while a grandchild of its group lives on: kill the group regardless.
+        self.send(signal.SIGKILL)
+        self._log.close()
+        return self.proc.returncode
+
+    def log_tail(self, n: int = 30) -> str:
+        """Last n lines of the child's log file."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+
+def group_alive(pgid: int) -> bool:
+    """True if any process of process group pgid still exists."""
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def wait_until(predicate, timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll predicate until it is true or the deadline passes; return its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
+def tee_lines(pipe: IO[bytes], log_path: Path, on_line: Callable[[str], None]) -> threading.Thread:
+    """A thread copying a child's output pipe line by line into log_path and to on_line."""
+    def copy() -> None:
+        with open(log_path, "a") as log:
+            for raw in pipe:
+                line = raw.decode(errors="replace").rstrip()
+                log.write(line + "\n")
+                log.flush()
+                on_line(line)
+
+    thread = threading.Thread(target=copy, daemon=True, name=f"tee-{log_path.name}")
+    thread.start()
+    return thread
