@@ -28,6 +28,8 @@ from worker.settings import WorkerSettings
 log = logging.getLogger(__name__)
 
 COMMIT_INTERVAL_S = 0.5
+# A commit blocks the poll loop; with the broker away, give up soon and retry at the next interval.
+COMMIT_TIMEOUT_MS = 5000
 LAG_REFRESH_S = 5.0
 POLL_TIMEOUT_MS = 100
 REVOKE_FLUSH_S = 10.0
@@ -123,7 +125,8 @@ class ConsumerLoop:
         if not offsets:
             return
         try:
-            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+            self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
+                                  timeout_ms=COMMIT_TIMEOUT_MS)
         except KafkaError as exc:  # e.g. a rebalance is under way: the next commit (or the new owner) catches up
             log.warning("offset commit failed: %r", exc)
             return

@@ -38,6 +38,11 @@ class OffsetTracker:
         """Start tracking newly assigned partitions, each with a fresh generation number."""
         with self._lock:
             for tp in partitions:
+                if tp in self._parts:
+                    # kafka-python 3 runs this callback on its IO thread, after the new assignment is
+                    # live: the consumer thread may already have registered (adopted) frames of it.
+                    # Replacing that state would drop them while later offsets get committed past them.
+                    continue
                 self._next_generation += 1
                 self._parts[tp] = _PartitionState(self._next_generation)
 

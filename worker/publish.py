@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 # Result events are small; a dead letter carries at most dead_letter_max_value_bytes (base64) plus JSON.
 _MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _RETRY_BACKOFF_S = 0.5
-_TXN_ATTEMPTS = 5
+# A transaction is retried as a whole for this long (a broker restart takes ~10-30 s) before giving up.
+_TXN_RETRY_WINDOW_S = 120.0
+_TXN_MAX_BACKOFF_S = 2.0
 # Errors that may be marked non-retriable yet a later re-send can cure (the broker was away longer
 # than delivery_timeout_ms, say).
 _RETRIABLE_ANYWAY = (KafkaTimeoutError, KafkaConnectionError)
@@ -150,7 +152,10 @@ class TransactionalPublisher:
     def publish(self, records: list[OutRecord], group_metadata_fn: Callable[[], object]) -> None:
         """Publish `records` and commit their source offsets atomically; retried as a whole on abortable errors."""
         self.check()
-        for attempt in range(1, _TXN_ATTEMPTS + 1):
+        give_up = time.monotonic() + _TXN_RETRY_WINDOW_S
+        attempt = 0
+        while True:
+            attempt += 1
             live = [r for r in records if self._tracker.is_current(r.source, r.generation)]
             if not live:
                 return  # every partition of this batch was revoked: the new owner redoes it
@@ -166,11 +171,13 @@ class TransactionalPublisher:
                 self._producer.commit_transaction()
             except KafkaError as exc:
                 self._abort(exc)
-                if attempt == _TXN_ATTEMPTS:
-                    raise FatalPublishError(f"transaction failed {attempt} times: {exc!r}") from exc
+                if time.monotonic() >= give_up:
+                    self.fatal = exc
+                    raise FatalPublishError(f"transaction failed {attempt} times in "
+                                            f"{_TXN_RETRY_WINDOW_S:.0f} s: {exc!r}") from exc
                 self._metrics.publish_retries.inc(len(live))
                 log.warning("transaction attempt %d failed (%r); aborted, retrying", attempt, exc)
-                time.sleep(_RETRY_BACKOFF_S * attempt)
+                time.sleep(min(_TXN_MAX_BACKOFF_S, _RETRY_BACKOFF_S * attempt))
                 continue
             for rec in live:
                 self._tracker.acknowledge(rec.source, rec.offset, rec.generation)
