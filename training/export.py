@@ -46,6 +46,8 @@ def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[i
 
     height, width = input_size
     resize = tuple(model_size) != tuple(input_size)
+    factors = (height / model_size[0], width / model_size[1])
+    pool = tuple(int(f) for f in factors) if resize and all(f == int(f) and f >= 1 for f in factors) else None
 
     class DefectScorer(tf.Module):
         def __init__(self) -> None:
@@ -55,7 +57,11 @@ def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[i
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.uint8, name=INPUT_KEY)])
         def serve(self, frames: Any) -> dict[str, Any]:
             pixels = tf.cast(frames, tf.float32)
-            if resize:
+            if pool is not None:
+                # Whole-number shrink: average pooling is exactly area resizing, and LiteRT has it as a
+                # builtin (tf.image.resize "area" is ResizeArea, which LiteRT cannot convert).
+                pixels = tf.nn.avg_pool2d(pixels, ksize=pool, strides=pool, padding="VALID")
+            elif resize:
                 # Area averaging keeps faint thin defects better than bilinear sampling.
                 pixels = tf.image.resize(pixels, model_size, method="area")
             scores = self.scorer(pixels, training=False)
