@@ -72,6 +72,7 @@ class ConsumerLoop:
         self._next_lag = 0.0
         self._lag_labels: set[tuple[str, str]] = set()
         self.group_metadata = None
+        self._rewind: dict = {}  # partition -> lowest offset dropped at its last revoke
 
     def subscribe(self) -> None:
         """Join the group on the frames topic."""
@@ -166,12 +167,22 @@ class ConsumerLoop:
                     self.commit(force=True, partitions=revoked)
                 except Exception as exc:  # the new owner redoes whatever was not committed
                     log.warning("could not commit revoked partitions: %r", exc)
-            self._tracker.revoke(revoked)
+            self._rewind.update(self._tracker.revoke(revoked))
         log.info("partitions revoked: %s", _names(revoked))
 
     def on_assigned(self, assigned) -> None:
         """Track newly assigned partitions (fresh generation) and report readiness."""
         self._tracker.assign(assigned)
+        # kafka-python keeps the fetch position of a partition that is revoked and handed straight
+        # back: frames dropped at the revoke would never be polled again, yet later offsets get
+        # committed (the chaos suite's rebalance scenario lost frames this way). Rewind to them.
+        # Everything below the lowest dropped offset has its result, so seeking there is always safe;
+        # seek() only sets local state (position() would block, which this IO-thread callback may not).
+        for tp in set(assigned) & set(self._rewind):
+            self._consumer.seek(tp, self._rewind[tp])
+            log.info("rewound %s[%d] to offset %d to redo frames dropped at the revoke", tp.topic, tp.partition,
+                     self._rewind[tp])
+        self._rewind.clear()
         self._health.partitions_assigned = bool(self._consumer.assignment())
         log.info("partitions assigned: %s", _names(assigned))
 

@@ -99,9 +99,15 @@ class OffsetTracker:
         with self._lock:
             self._committed.update(offsets)
 
-    def revoke(self, partitions: Iterable[TopicPartition]) -> None:
-        """Forget revoked partitions; unfinished work on them is dropped for the new owner to redo."""
+    def revoke(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Forget revoked partitions; unfinished work on them is dropped for the new owner to redo.
+        Returns {partition: lowest unfinished offset} of the dropped work, so that a worker which gets
+        a partition straight back can rewind to it (the consumer keeps its fetch position then)."""
+        dropped: dict[TopicPartition, int] = {}
         with self._lock:
             for tp in partitions:
-                self._parts.pop(tp, None)
+                state = self._parts.pop(tp, None)
+                if state is not None and state.pending:
+                    dropped[tp] = min(state.pending)
                 self._committed.pop(tp, None)
+        return dropped
