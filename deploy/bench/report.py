@@ -1,0 +1,84 @@
+"""The benchmark's ratios and its printed table (from the results dict run.py writes as JSON)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+def _best_ceiling(results: dict, backend: Optional[str] = None) -> Optional[dict]:
+    rows = [r for r in results.get("ceiling", []) if backend is None or r["backend"] == backend]
+    return max(rows, key=lambda r: r["frames_per_s"], default=None)
+
+
+def ratios(results: dict) -> dict:
+    """worker/ceiling (same backend), worker/naive, and p99 against max_batch_wait_ms + 3 x batch time."""
+    out: dict = {}
+    worker = results.get("worker")
+    if not worker:
+        return out
+    ceil = _best_ceiling(results, worker["backend"])
+    if ceil:
+        out["worker_over_ceiling"] = worker["frames_per_s"] / ceil["frames_per_s"]
+        out["ceiling_used"] = {k: ceil[k] for k in ("backend", "batch", "frames_per_s")}
+    naive = results.get("naive")
+    if naive and naive.get("frames_per_s"):
+        out["worker_over_naive"] = worker["frames_per_s"] / naive["frames_per_s"]
+    lat = results.get("latency")
+    if lat and lat["latency_ms"].get(99) is not None:
+        wait = float(worker["settings"].get("max_batch_wait_ms", 20.0))
+        batch_ms = worker["full_batch_inference_ms_p50"]
+        bound = wait + 3 * batch_ms
+        out["p99_ms"] = lat["latency_ms"][99]
+        out["p99_bound_ms"] = bound
+        out["p99_bound_formula"] = f"max_batch_wait_ms {wait:g} + 3 x full-batch inference {batch_ms:.0f} ms"
+        out["p99_within_bound"] = lat["latency_ms"][99] <= bound
+    return out
+
+
+def _f(x, spec=".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def format_table(results: dict) -> str:
+    """The human-readable summary printed at the end of a run."""
+    m = results["machine"]
+    lines = [f"machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, GPU: {'yes' if m['gpu'] else 'no'}; "
+             f"load average at start {m['load_average_at_start'][0]:.1f}", f"model: {results['model']}", ""]
+    if results.get("ceiling"):
+        lines.append("ceiling (model alone, decoded frames)   frames/s   ms/batch")
+        for r in results["ceiling"]:
+            lines.append(f"  {r['backend']:10s} batch {r['batch']:3d}            {r['frames_per_s']:8.1f}   "
+                         f"{r['batch_ms_mean']:8.1f}")
+    w = results.get("worker")
+    if w:
+        lines += ["", f"worker ({w['frames']} frames, cold start {w['ready_s']:.1f} s to ready): "
+                      f"{w['frames_per_s']:.1f} frames/s, backend {w['backend']}, batch mean {w['batch_mean']:.1f} "
+                      f"(max {w['batch_max']}), full batch {w['full_batch_inference_ms_p50']:.0f} ms, "
+                      f"CPU {_f(w['cpu_cores'], '.2f')} cores, RSS max {_f(w['rss_mb_max'], '.0f')} MB"]
+    n = results.get("naive")
+    if n:
+        lines.append(f"naive ({n['frames']} frames one at a time): {n['frames_per_s']:.2f} frames/s, "
+                     f"backend {n['backend']}")
+    lat = results.get("latency")
+    if lat:
+        q = lat["latency_ms"]
+        lines.append(f"latency at {lat['offered_fps']:.1f} frames/s offered for {lat['seconds']:.0f} s "
+                     f"({lat['judged']} frames): capture->publish p50 {_f(q[50], '.0f')} p95 {_f(q[95], '.0f')} "
+                     f"p99 {_f(q[99], '.0f')} ms, batch mean {_f(lat['batch_mean'])}, CPU {_f(lat['cpu_cores'], '.2f')}"
+                     f" cores, RSS {_f(lat['rss_mb_max'], '.0f')} MB")
+    if results.get("sweep"):
+        lines += ["", "sweep  max_batch_size  max_batch_wait_ms  backlog frames/s  live batch  p50 ms  p99 ms"]
+        for p in results["sweep"]:
+            s, q = p["settings"], p["latency_ms"]
+            lines.append(f"       {s['max_batch_size']:14d}  {s['max_batch_wait_ms']:17g}  "
+                         f"{_f(p['backlog_frames_per_s']):>16s}  {_f(p['batch_mean']):>10s}  {_f(q[50], '.0f'):>6s}  "
+                         f"{_f(q[99], '.0f'):>6s}")
+    r = results.get("ratios", {})
+    if r:
+        lines += ["", "ratios: " + ", ".join(filter(None, [
+            f"worker/ceiling {r['worker_over_ceiling']:.2f} (vs {r['ceiling_used']['backend']} batch "
+            f"{r['ceiling_used']['batch']})" if "worker_over_ceiling" in r else None,
+            f"worker/naive {r['worker_over_naive']:.1f}x" if "worker_over_naive" in r else None,
+            f"p99 {r['p99_ms']:.0f} ms vs bound {r['p99_bound_ms']:.0f} ms ({r['p99_bound_formula']})"
+            if "p99_ms" in r else None]))]
+    return "\n".join(lines)
