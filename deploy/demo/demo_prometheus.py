@@ -65,6 +65,18 @@ class PrometheusServer:
 
     def start(self, timeout_s: float = 30.0) -> float:
         """Write the config, start Prometheus with fresh storage, wait for /-/ready; return seconds taken."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout_s)
+            except PrometheusError as exc:
+                # The port was free when picked, but another process may have taken it since.
+                if "address already in use" not in str(exc) or attempt == 2:
+                    raise
+                self.stop()
+                self.port = free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout_s: float) -> float:
         t0 = time.monotonic()
         binary = shutil.which(self.binary)
         if binary is None:

@@ -146,8 +146,10 @@ class ModelBuilder:
             return
         reader.join(5)
         if child.proc.returncode != 0:
+            # The training CLI reports user-facing errors as "error: ..." lines; TensorFlow adds pages of noise.
+            errors = [ln[:600] for ln in child.log_tail(400).splitlines() if ln.startswith("error:")]
             raise DemoFailed(f"building the model failed ({child.proc.returncode}); log: {child.log_path}\n"
-                             f"{child.log_tail()}")
+                             + ("\n".join(errors[-3:]) or child.log_tail(15)))
         self.say(f"model built in {time.monotonic() - t0:.0f}s")
 
 
