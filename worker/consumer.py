@@ -14,7 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka import KafkaConsumer
+from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -32,7 +33,7 @@ COMMIT_INTERVAL_S = 0.5
 COMMIT_TIMEOUT_MS = 5000
 LAG_REFRESH_S = 5.0
 POLL_TIMEOUT_MS = 100
-REVOKE_FLUSH_S = 10.0
+REVOKE_FLUSH_S = 5.0
 
 
 def consumer_kwargs(settings: WorkerSettings) -> dict:
@@ -76,7 +77,7 @@ class ConsumerLoop:
 
     def subscribe(self) -> None:
         """Join the group on the frames topic."""
-        self._consumer.subscribe([self._s.frames_topic], listener=_Rebalance(self))
+        self._consumer.subscribe([self._s.frames_topic], listener=_Rebalance(self, self._consumer, self._metrics))
 
     def poll_once(self) -> int:
         """One iteration: back-pressure, poll, dispatch, commit, lag. Returns records polled."""
@@ -157,18 +158,24 @@ class ConsumerLoop:
             self._metrics.consumer_lag.remove(*gone)
         self._lag_labels = labels
 
-    def on_revoked(self, revoked) -> None:
-        """Before partitions go: let the batch in hand finish, flush, commit what is done, drop the rest."""
+    def prepare_revoke(self, revoked) -> dict:
+        """Before partitions go: let the batch in hand finish, flush, drop the rest; returns offsets to commit.
+
+        Runs on kafka-python's IO thread (where rebalance listeners run), so it must not call
+        blocking consumer APIs; the commit itself is awaited by the async listener.
+        """
         revoked = set(revoked)
+        offsets: dict = {}
         with self._batch_lock:
             if not self._eos:
                 try:
                     self._publisher.flush(REVOKE_FLUSH_S)
-                    self.commit(force=True, partitions=revoked)
+                    offsets = self._tracker.to_commit(revoked)
                 except Exception as exc:  # the new owner redoes whatever was not committed
-                    log.warning("could not commit revoked partitions: %r", exc)
+                    log.warning("could not flush before revocation: %r", exc)
             self._rewind.update(self._tracker.revoke(revoked))
         log.info("partitions revoked: %s", _names(revoked))
+        return offsets
 
     def on_assigned(self, assigned) -> None:
         """Track newly assigned partitions (fresh generation) and report readiness."""
@@ -183,18 +190,33 @@ class ConsumerLoop:
             log.info("rewound %s[%d] to offset %d to redo frames dropped at the revoke", tp.topic, tp.partition,
                      self._rewind[tp])
         self._rewind.clear()
-        self._health.partitions_assigned = bool(self._consumer.assignment())
+        self._health.partitions_assigned = bool(assigned)  # eager protocol: `assigned` is the whole assignment
         log.info("partitions assigned: %s", _names(assigned))
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, loop: ConsumerLoop):
+class _Rebalance(AsyncConsumerRebalanceListener):
+    """kafka-python 3 runs listeners on its IO thread: a sync listener must not commit (it would block
+    the loop it waits for), so this one awaits the coordinator's commit coroutine instead."""
+
+    def __init__(self, loop: ConsumerLoop, consumer: KafkaConsumer, metrics: WorkerMetrics):
         self._loop = loop
+        self._consumer = consumer
+        self._metrics = metrics
 
-    def on_partitions_revoked(self, revoked):
-        self._loop.on_revoked(revoked)
+    async def on_partitions_revoked(self, revoked):
+        offsets = self._loop.prepare_revoke(revoked)
+        commit = getattr(getattr(self._consumer, "_coordinator", None), "_commit_offsets_sync_async", None)
+        if not offsets or commit is None:
+            return
+        try:
+            await commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}, COMMIT_TIMEOUT_MS)
+        except Exception as exc:  # the new owner redoes what was not committed: duplicates, never loss
+            log.warning("commit on revocation failed: %r", exc)
+            return
+        self._metrics.commits.inc()
+        log.info("committed %d partition offsets before revocation", len(offsets))
 
-    def on_partitions_assigned(self, assigned):
+    async def on_partitions_assigned(self, assigned):
         self._loop.on_assigned(assigned)
 
 
