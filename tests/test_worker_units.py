@@ -52,6 +52,13 @@ def test_bad_setting_exits_2_naming_the_variable(var, value):
     assert var in done.stderr and value in done.stderr
 
 
+def test_unreachable_kafka_exits_3_naming_the_setting():
+    done = _run_cli([], WORKER_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", WORKER_KAFKA_CONNECT_TIMEOUT_S="2",
+                    WORKER_METRICS_PORT="0", WORKER_MODEL_PATH="/nonexistent")
+    assert done.returncode == 3, done.stderr[-2000:]
+    assert "WORKER_KAFKA_BOOTSTRAP_SERVERS" in done.stderr
+
+
 def test_docs_list_every_setting():
     doc = (REPO / "docs" / "worker.md").read_text()
     missing = [f"WORKER_{n.upper()}" for n in WorkerSettings.model_fields if f"`WORKER_{n.upper()}`" not in doc]

@@ -17,6 +17,7 @@ from typing import Optional
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client import CollectorRegistry
 
+from line_contracts.kafka_check import KafkaConnectError, check_kafka_connection
 from worker.batching import END_OF_STREAM, Batcher
 from worker.consumer import ConsumerLoop, consumer_kwargs
 from worker.decode import DecodeLimits
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_KAFKA = 3  # the brokers cannot be reached or refuse the credentials
 
 
 class Worker:
@@ -66,6 +68,11 @@ class Worker:
 
     def _run(self) -> int:
         s = self.settings
+        try:  # fail in seconds on a wrong password or certificate, naming the setting to fix
+            check_kafka_connection(s)
+        except KafkaConnectError as exc:
+            log.error("cannot use Kafka: %s", exc)
+            return EXIT_KAFKA
         models = ModelManager(s, self.metrics, self._stop)
         models.load_initial()
         self.health.model_ready = True
