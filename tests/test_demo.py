@@ -1,5 +1,6 @@
 """`make demo` for real: deploy/demo.sh starts its own broker, worker, simulator, watch and Prometheus, shows
-non-zero throughput and results, and leaves no process behind, both when its time is up and on Ctrl-C.
+non-zero throughput and results, and leaves no process behind: with its own broker when its time is up,
+and with an existing broker (KAFKA_BOOTSTRAP_SERVERS, which it must leave running) on Ctrl-C.
 
 CI speed: DEMO_MODEL=tiny (a blob detector built in seconds) instead of the quick EfficientNet model,
 which the default `make demo` trains once (a few minutes). Every process the demo starts inherits a
@@ -92,11 +93,15 @@ def test_demo_runs_to_completion_with_results_and_leaves_nothing_behind(tmp_path
         assert facts["prometheus"].get("frames_judged", 0) > 0, facts["prometheus"]
 
 
-def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path):
+def test_ctrl_c_on_an_existing_broker_stops_everything_the_demo_started_but_not_the_broker(
+        tmp_path, kafka_bootstrap, kafka_client_kwargs):
+    """KAFKA_BOOTSTRAP_SERVERS path (the session's broker, topics under a unique prefix), then Ctrl-C."""
     marker = uuid.uuid4().hex
     run_dir = tmp_path / "demo"
-    proc = subprocess.Popen(["bash", str(DEMO)], env=_demo_env(run_dir, marker, 600), cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = _demo_env(run_dir, marker, 600)
+    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, DEMO_TOPIC_PREFIX=f"test-{marker[:8]}-", DEMO_PROMETHEUS="false")
+    proc = subprocess.Popen(["bash", str(DEMO)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
         deadline = time.monotonic() + 200
@@ -105,18 +110,32 @@ def test_ctrl_c_stops_the_demo_and_everything_it_started(tmp_path):
             if re.search(r"\] results [1-9]", line) or time.monotonic() > deadline:
                 break
         assert any(re.search(r"\] results [1-9]", ln) for ln in lines), "".join(lines[-40:])
-        pids_before = _processes_with(marker)
-        assert any("java" in p for p in pids_before) and any("-m worker" in p for p in pids_before), pids_before
+        started = _processes_with(marker)
+        assert any("-m worker" in p for p in started) and not any("kafka.Kafka" in p for p in started), started
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        _delete_topics(kafka_client_kwargs, env["DEMO_TOPIC_PREFIX"])
     out = "".join(lines) + rest
     assert proc.returncode == 130, out[-3000:]
+    assert f"existing broker {kafka_bootstrap}" in out, out[:2000]
     assert "SIGINT received, stopping" in out and "no process left behind" in out, out[-3000:]
     _assert_nothing_left(marker)
     facts = json.loads((run_dir / "summary.json").read_text())
-    assert facts["interrupted"] is True and facts["left_running"] == []
+    assert facts["interrupted"] is True and facts["left_running"] == [] and "broker" not in facts["stopped"]
     assert facts["watch"]["results"] > 0
+
+
+def _delete_topics(client_kwargs: dict, prefix: str) -> None:
+    """Remove the demo's topics from the shared test broker (frames are big)."""
+    from kafka import KafkaAdminClient
+    admin = KafkaAdminClient(**client_kwargs, request_timeout_ms=10000)
+    try:
+        names = [t for t in admin.list_topics() if t.startswith(prefix)]
+        if names:
+            admin.delete_topics(names, timeout_ms=10000)
+    finally:
+        admin.close()

@@ -109,8 +109,10 @@ class Demo:
 
     def _finish(self, sim: Child, watch: Watch, worker: Child) -> None:
         """Stop the cameras, let the worker judge what is queued, then collect every number."""
-        sim.stop(grace_s=20, first_signal=signal.SIGINT)  # SIGINT: it flushes and prints its summary
+        code = sim.stop(grace_s=20, first_signal=signal.SIGINT)  # SIGINT: it flushes and prints its summary
         self.facts["simulator"] = _read_json(self.logs / "simulator.json")
+        if code not in (0, None) and not self.stop.is_set():  # 1: frames lost; 2: bad input; 3: Kafka
+            say(f"the simulator exited with {code}; log: {sim.log_path}\n{sim.log_tail(8)}")
         sent = (self.facts["simulator"] or {}).get("acked", 0)
         drain_s = min(self.s.drain_s, 5.0) if self.stop.is_set() else self.s.drain_s
         say(f"cameras stopped after {sent} acknowledged frames; waiting up to {drain_s:g}s for the worker to finish")
