@@ -137,7 +137,7 @@ def test_every_promql_expression_returns_data_from_a_live_worker(live_stack):
     # Every target scraped, every rule evaluated without error.
     targets = prom.targets_up()
     assert [t["health"] for t in targets] == ["up"], targets
-    rules = prom._get("/api/v1/rules", {})["groups"]
+    rules = prom.rule_groups()
     broken = [(r["name"], r.get("lastError")) for g in rules for r in g["rules"] if r.get("health") != "ok"]
     assert not broken, broken
 

@@ -43,7 +43,7 @@ def render_config(targets: list[str], interval: Optional[str] = None, base: Path
 
 
 class PrometheusServer:
-    """`start()`, `url`, `query(expr)`, `label_values(label, match)`, `alerts()`, `stop()`."""
+    """`start()`, `url`, `query(expr)`, `label_values(label, match)`, `rule_groups()`, `alerts()`, `stop()`."""
 
     def __init__(self, run_dir: Path, targets: list[str], env: dict[str, str], interval: Optional[str] = None,
                  port: Optional[int] = None, binary: str = "prometheus"):
@@ -124,6 +124,10 @@ class PrometheusServer:
     def targets_up(self) -> list[dict]:
         """Active scrape targets with their health."""
         return self._get("/api/v1/targets", {"state": "active"})["activeTargets"]
+
+    def rule_groups(self) -> list[dict]:
+        """Loaded rule groups, each rule with its health and last evaluation error."""
+        return self._get("/api/v1/rules", {})["groups"]
 
     def alerts(self) -> list[dict]:
         """Pending and firing alerts."""
