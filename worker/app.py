@@ -106,7 +106,7 @@ class Worker:
         thread = threading.Thread(target=inference.run, name="inference", daemon=True)
         thread.start()
         models.start_watching()
-        loop.subscribe()
+        loop.subscribe(self._stop)
         failed = False
         try:
             while not self._stop.is_set():

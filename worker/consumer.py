@@ -75,8 +75,19 @@ class ConsumerLoop:
         self.group_metadata = None
         self._rewind: dict = {}  # partition -> lowest offset dropped at its last revoke
 
-    def subscribe(self) -> None:
-        """Join the group on the frames topic."""
+    def subscribe(self, stop: threading.Event) -> None:
+        """Wait until the frames topic exists, then join the group on it.
+
+        Joining before the client knows the topic's partitions gives an empty first assignment and
+        an immediate re-join, and kafka-python 3.0 was seen to hang in that re-join (1 start in ~5
+        on a just-created topic); waiting for the metadata first avoids the sequence.
+        """
+        topic, warned = self._s.frames_topic, False
+        while not stop.is_set() and not self._consumer.partitions_for_topic(topic):
+            if not warned:
+                log.warning("frames topic %s does not exist (yet): waiting for it (WORKER_FRAMES_TOPIC)", topic)
+                warned = True
+            stop.wait(1.0)
         self._consumer.subscribe([self._s.frames_topic], listener=_Rebalance(self, self._consumer, self._metrics))
 
     def poll_once(self) -> int:
