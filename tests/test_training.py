@@ -75,3 +75,46 @@ def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path, capsys):
     build_tiny_model(tmp_path / "m", input_size=(64, 64))
     status = main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "nope"), "--report", str(tmp_path / "r")])
     assert status == 2 and "nope: no such folder" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small_backbone(tmp_path_factory):
+    from training.backbone import build_backbone
+
+    # stride4 = stem + first two MBConv stages: the cheapest real EfficientNet-B0 cut
+    return build_backbone(tmp_path_factory.mktemp("backbone") / "b0_stride4", "stride4")
+
+
+def test_hub_loading_path_with_a_local_backbone(small_backbone):
+    from training.backbone import backbone_info, hub_layer
+
+    info = backbone_info(small_backbone.handle)
+    assert (info.variant, info.output_stride, info.channels, info.input_range) == ("stride4", 4, 24, "0-255")
+    layer = hub_layer(info, trainable=True)
+    features = layer(np.zeros((2, 64, 96, 3), np.float32))
+    assert tuple(features.shape) == (2, 16, 24, 24)
+    assert layer.trainable_weights and "hub" in type(layer).__module__
+    assert backbone_info("https://example.invalid/efficientnet/b0/feature-vector/1").input_range == "0-1"
+    with pytest.raises(FileNotFoundError, match="build-backbone"):
+        backbone_info("no/such/folder")
+
+
+def test_tiny_training_run_beats_95_percent_on_held_out_synthetic(small_backbone):
+    import time
+
+    from training.model import ModelConfig
+    from training.pipeline import load_synthetic
+    from training.train import TrainConfig, predict_scores, train
+
+    started = time.monotonic()
+    size = (128, 128)  # frames; training sees 64x64 crops at native resolution, as on DAGM
+    train_set = load_synthetic(SyntheticFrames(seed=1, size=size), 0, 480, size)
+    val_set = load_synthetic(SyntheticFrames(seed=2, size=size), 0, 160, size)
+    holdout = load_synthetic(SyntheticFrames(seed=3, size=size), 0, 200, size)
+    config = TrainConfig(epochs=10, learning_rate=2e-3, crop=64, patience=10, max_minutes=1.25, seed=0)
+    result = train(ModelConfig(model_height=128, model_width=128), config, small_backbone, train_set, val_set, log=print)
+    threshold, _ = metrics.choose_threshold(val_set.labels, predict_scores(result.scorer, val_set.images), fn_cost=1.0)
+    held_out = metrics.summary(holdout.labels, predict_scores(result.scorer, holdout.images), threshold)
+    print(held_out)
+    assert time.monotonic() - started < 120
+    assert held_out["accuracy"] > 0.95

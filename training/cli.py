@@ -37,20 +37,22 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, minutes: float, model_size: str, crop: int, repeats: int) -> None:
+def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, minutes: float, model_size: str, crop: int, repeats: int,
+                          learning_rate: float = 1e-3, variant: str = "stride8") -> None:
     p.add_argument("--out", type=Path, required=True, help="model base folder; the version goes into OUT/<version>/")
     p.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
     p.add_argument("--backbone", default=None, help="TF Hub URL or local SavedModel folder (default: build a random-init local one)")
-    p.add_argument("--backbone-variant", default="stride8", help="variant built when --backbone is not given")
+    p.add_argument("--backbone-variant", default=variant, help="variant built when --backbone is not given")
     p.add_argument("--input-range", choices=("0-255", "0-1"), default=None, help="pixel scale the backbone expects (default: from backbone.json, 0-1 for URLs)")
     p.add_argument("--design", choices=("segdec", "global"), default="segdec", help="segmentation+decision (default) or global feature vector")
     p.add_argument("--frozen", action="store_true", help="freeze the backbone (default: fine-tune it)")
+    p.add_argument("--no-standardize", dest="standardize", action="store_false", help="skip per-frame mean/contrast normalisation")
     p.add_argument("--model-size", type=_size, default=_size(model_size), help="working resolution HxW inside the model")
     p.add_argument("--crop", type=int, default=crop, help="train on square crops of this size (0 = whole frames)")
     p.add_argument("--repeats", type=int, default=repeats, help="passes over the training frames per epoch (new random crops each pass)")
     p.add_argument("--epochs", type=int, default=epochs)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--learning-rate", type=float, default=learning_rate)
     p.add_argument("--patience", type=int, default=8, help="early stopping: epochs without a better validation score")
     p.add_argument("--max-minutes", type=float, default=minutes, help="training time budget")
     p.add_argument("--seed", type=int, default=0)
@@ -78,10 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(tr, epochs=12, minutes=25.0, model_size="512", crop=128, repeats=3)
 
     demo = sub.add_parser("quick-demo", help="train the demo model on synthetic frames (a few minutes on 2 cores)")
-    demo.add_argument("--frames", type=int, default=600, help="synthetic frames to generate")
+    demo.add_argument("--frames", type=int, default=500, help="synthetic frames to generate")
     demo.add_argument("--frame-size", type=_size, default=(512, 512), help="camera frame size HxW")
     demo.add_argument("--name", default="synthetic-demo")
-    _add_training_options(demo, epochs=4, minutes=2.0, model_size="256", crop=128, repeats=1)
+    _add_training_options(demo, epochs=8, minutes=1.5, model_size="256", crop=128, repeats=1, learning_rate=2e-3, variant="stride4")
 
     ev = sub.add_parser("evaluate", help="score a data set with an exported model and write a report")
     ev.add_argument("--model", type=Path, required=True, help="model version folder or base folder (latest version)")
@@ -90,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--report", type=Path, required=True, help="output folder for metrics.json and report.html")
     ev.add_argument("--backend", choices=("auto", "tensorflow", "litert"), default="auto")
     ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--holdout", action="store_true", help="score only the frames this model's training run held out")
     return parser
 
 

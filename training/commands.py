@@ -26,7 +26,8 @@ def run_command(args: argparse.Namespace, log: Log) -> int:
     if args.command == "evaluate":
         from training.evaluate import evaluate
 
-        result = evaluate(args.model, args.data, args.split, args.report, backend=args.backend, batch_size=args.batch_size, log=log)
+        result = evaluate(args.model, args.data, args.split, args.report, backend=args.backend, batch_size=args.batch_size,
+                          log=log, holdout_only=args.holdout)
         return 0 if result else 1
     raise ValueError(f"unknown command {args.command!r}")
 
@@ -47,7 +48,8 @@ def _recipe(args: argparse.Namespace, name: str):
     from training.train import TrainConfig
     from training.workflow import Recipe
 
-    model = ModelConfig(design=args.design, model_height=args.model_size[0], model_width=args.model_size[1], fine_tune=not args.frozen)
+    model = ModelConfig(design=args.design, model_height=args.model_size[0], model_width=args.model_size[1], fine_tune=not args.frozen,
+                        standardize=args.standardize)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, crop=args.crop, repeats=args.repeats,
                         patience=args.patience, seed=args.seed, max_minutes=args.max_minutes, threads=args.threads)
     return Recipe(name=name, model=model, train=train, split=tuple(args.fractions), split_seed=args.split_seed, target_recall=args.target_recall)

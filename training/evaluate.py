@@ -29,6 +29,7 @@ def evaluate(
     backend: str = "auto",
     batch_size: int = 8,
     log: Callable[[str], None] = print,
+    holdout_only: bool = False,
 ) -> dict:
     """Write report_dir/metrics.json and report.html; return the metrics."""
     version = latest_version(Path(model))
@@ -37,6 +38,8 @@ def evaluate(
     loaded = load_model(version, backend=backend)
     meta = loaded.metadata
     items = [it for it in discover(Path(data), split) if it.label is not None]
+    if holdout_only:
+        items = _holdout_items(version, items)
     if not items:
         raise DatasetError(f"{data}: no labelled images (split={split!r}); evaluation needs labels")
     log(f"evaluating {meta.name} v{meta.version} ({loaded.backend}) on {len(items)} images from {data} split {split}")
@@ -58,7 +61,7 @@ def evaluate(
     result = metrics.summary(labels, scores_arr, meta.threshold)
     result.update({
         "model": {"name": meta.name, "version": meta.version, "backend": loaded.backend, "path": str(version)},
-        "data": {"path": str(data), "split": split, "resized_frames": resized},
+        "data": {"path": str(data), "split": split, "resized_frames": resized, "holdout_only": holdout_only},
         "seconds_per_frame": seconds / len(items),
         "wall_seconds": round(seconds, 2),
         "misclassified": [
@@ -82,3 +85,15 @@ def evaluate(
     )
     log(f"report: {report_dir / 'report.html'}")
     return result
+
+
+def _holdout_items(version: Path, items: list) -> list:
+    """Keep only the frames the model's training run held out (listed in training_report.json)."""
+    report = version / "training_report.json"
+    if not report.is_file():
+        raise ModelLoadError(f"{report} not found; --holdout needs a model exported by `python -m training train`")
+    names = set(json.loads(report.read_text()).get("holdout_files", []))
+    kept = [it for it in items if it.path.name in names]
+    if len(kept) != len(names):
+        raise DatasetError(f"--holdout: {len(names)} held-out files listed in {report}, {len(kept)} found in the data; pass the data it was trained on")
+    return kept

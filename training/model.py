@@ -30,6 +30,7 @@ class ModelConfig:
     model_height: int = 512
     model_width: int = 512
     fine_tune: bool = True
+    standardize: bool = True  # per-frame mean/contrast normalisation before the backbone
     seg_channels: int = 32
     dropout: float = 0.2
 
@@ -46,7 +47,8 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
     if config.design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {config.design!r}")
     pixels = keras.Input((None, None, 1), name="pixels")
-    scaled = pixels if info.input_range == "0-255" else keras.layers.Rescaling(1.0 / 255.0)(pixels)
+    normalised = keras.layers.Lambda(_standardize, name="standardize")(pixels) if config.standardize else pixels
+    scaled = normalised if info.input_range == "0-255" else keras.layers.Rescaling(1.0 / 255.0)(normalised)
     rgb = keras.layers.Concatenate(name="gray_to_rgb")([scaled, scaled, scaled])
     features = hub_layer(info, trainable=config.fine_tune)(rgb)
 
@@ -76,3 +78,16 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
     train_model = keras.Model(pixels, [score, seg_logits], name="segdec_train")
     scorer = keras.Model(pixels, score, name="segdec_scorer")
     return train_model, scorer
+
+
+def _standardize(pixels: Any) -> Any:
+    """Map each frame to mean 128, standard deviation 40 (still on the 0..255 scale).
+
+    A random-init stem convolution sees a frame's overall brightness far more than its fine
+    detail; frames of different surfaces or exposures then look alike to it. Standardising
+    each frame first makes the network spend its capacity on local structure (defects).
+    """
+    import tensorflow as tf
+
+    mean, variance = tf.nn.moments(pixels, axes=[1, 2, 3], keepdims=True)
+    return (pixels - mean) / tf.maximum(tf.sqrt(variance), 4.0) * 40.0 + 128.0

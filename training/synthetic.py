@@ -53,8 +53,9 @@ class SyntheticFrames:
         if is_defect:
             kind = DEFECTS[int(rng.choice(len(DEFECTS), p=_DEFECT_WEIGHTS))]
             alpha = _defect_alpha(rng, kind, self.size)
-            # Contrast relative to the texture's own spread, so defects stay faint but learnable.
-            contrast = rng.uniform(1.2, 2.2) * max(background.std(), 12.0)
+            # Contrast relative to the texture's spread; like DAGM scratches (dark, thin, 40-100 grey
+            # levels deep), visible at native resolution yet easily lost by downscaling.
+            contrast = rng.uniform(2.5, 5.0) * max(background.std(), 12.0)
             sign = 1.0 if rng.random() < 0.3 else -1.0  # mostly dark, as on DAGM
             background += sign * contrast * alpha
             mask = cv2.dilate((alpha > 0.25).astype(np.uint8) * 255, np.ones((5, 5), np.uint8))
