@@ -67,14 +67,15 @@ def test_rebalance_join_leave_and_sigkill_loses_nothing(ctx):
 
 
 def test_corrupt_frames_all_dead_lettered_at_full_speed(ctx):
-    result = scenarios.corrupt(ctx, frames=1500, rate=0.05)
+    result = scenarios.corrupt(ctx, frames=2000, rate=0.05)
     _assert_accounted(result["clean"])
     _assert_accounted(result["corrupt"])
     bad_sent = sum(result["corrupt"]["bad_sent_by_kind"].values())
-    assert 30 <= bad_sent <= 130  # ~5% of 1500
+    assert 50 <= bad_sent <= 160  # ~5% of 2000
     assert result["dead_by_reason"] == result["expected_dead_by_reason"]
     assert result["corrupt"]["accounting"]["dead_lettered"] == bad_sent
-    assert result["throughput_ratio"] >= 0.8, (result["clean"]["frames_per_s"], result["corrupt"]["frames_per_s"])
+    # Frames per worker CPU-second: a few-second wall-clock rate on a shared machine swings 2x.
+    assert result["throughput_ratio"] >= 0.8, (result["clean"], result["corrupt"])
 
 
 def test_accounting_flags_loss_duplicates_and_overlap():

@@ -36,14 +36,19 @@ def measure(model, batch: int, seconds: float, min_iterations: int = 3) -> dict:
     frames = frames_for(model, batch)
     model.predict(frames)  # warm this exact shape
     times = []
+    cpu0 = time.process_time()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline or len(times) < min_iterations:
         start = time.perf_counter()
         model.predict(frames)
         times.append(time.perf_counter() - start)
+    cpu = time.process_time() - cpu0
     total = sum(times)
+    # Frames per CPU-second does not depend on how many other processes share the cores, so it
+    # compares runs on a busy machine where wall-clock rates do not.
     return {"batch": batch, "iterations": len(times), "frames_per_s": batch * len(times) / total,
-            "batch_ms_mean": 1000 * total / len(times), "batch_ms_p50": 1000 * float(np.median(times))}
+            "batch_ms_mean": 1000 * total / len(times), "batch_ms_p50": 1000 * float(np.median(times)),
+            "cpu_cores": cpu / total, "frames_per_cpu_s": batch * len(times) / cpu if cpu else None}
 
 
 def ceiling(version_dir: Path, backends: list[str], batches: list[int], seconds: float) -> list[dict]:
@@ -57,7 +62,8 @@ def ceiling(version_dir: Path, backends: list[str], batches: list[int], seconds:
             row["backend"] = backend
             rows.append(row)
             print(f"ceiling {backend:10s} batch {batch:3d}: {row['frames_per_s']:8.1f} frames/s "
-                  f"({row['batch_ms_mean']:.1f} ms/batch, {row['iterations']} iterations)", flush=True)
+                  f"({row['batch_ms_mean']:.1f} ms/batch, {row['iterations']} iterations, "
+                  f"{row['frames_per_cpu_s'] or 0:.1f} frames per CPU-second)", flush=True)
         del model
     return rows
 

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy" / "kafka"))
 sys.path.insert(0, str(REPO))
 
-from localkafka import LocalKafka, fetch_jars  # noqa: E402
+from localkafka import LocalKafka, _die_with_parent, fetch_jars  # noqa: E402
 from localkafka_topics import TopicSpec, create_topics, frames_topic_configs  # noqa: E402
 
 PYTHON = sys.executable
@@ -89,8 +89,9 @@ class WorkerProc:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         self.started_mono = time.monotonic()
+        # Dies with this process (PR_SET_PDEATHSIG), so an interrupted run leaves no worker behind.
         self.proc = subprocess.Popen([PYTHON, "-m", "worker"], cwd=REPO, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
         self.ready_mono: Optional[float] = None
 
     @property
@@ -201,7 +202,7 @@ def run_sim(bootstrap_env: dict[str, str], args: list[str], timeout_s: float = 6
 def start_sim(bootstrap_env: dict[str, str], args: list[str], log_path: Path) -> subprocess.Popen:
     """Start `producer_sim run` in the background; stdout (the JSON summary) goes to log_path."""
     return subprocess.Popen(args, cwd=REPO, env=sim_env(bootstrap_env), stdout=open(log_path, "w"),
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
 
 
 class TopicReader:
@@ -259,11 +260,12 @@ class TopicReader:
         with self._lock:
             return len({r["id"] for r in self.results}), len({d["id"] for d in self.dead})
 
-    def wait_for(self, total: int, timeout_s: float, progress_timeout_s: float = 60.0) -> bool:
-        """Until distinct results + dead letters reach total; gives up after timeout_s or progress stalls."""
+    def wait_for(self, total: int, timeout_s: float, progress_timeout_s: float = 60.0, alive=None) -> bool:
+        """Until distinct results + dead letters reach total; gives up after timeout_s, when progress stalls
+        or when alive() (e.g. "the worker process still runs") turns false."""
         deadline = time.monotonic() + timeout_s
         last, last_change = -1, time.monotonic()
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (alive is None or alive()):
             seen = sum(self.counts())
             if seen >= total:
                 return True

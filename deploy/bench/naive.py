@@ -42,7 +42,7 @@ def serve_naively(client_kwargs: dict, model, frames_topic: str, results_topic: 
             for tp, records in polled.items():
                 for rec in records:
                     if first is None:
-                        first = time.monotonic()
+                        first, cpu0 = time.monotonic(), time.process_time()
                         deadline = first + max_seconds
                     image = cv2.imdecode(np.frombuffer(rec.value, np.uint8), cv2.IMREAD_GRAYSCALE)
                     score = float(model.predict(image[None, :, :, None])[0])
@@ -53,11 +53,13 @@ def serve_naively(client_kwargs: dict, model, frames_topic: str, results_topic: 
                     done += 1
     finally:
         elapsed = time.monotonic() - first if first else 0.0
+        cpu = time.process_time() - cpu0 if first else 0.0
         consumer.close()
         producer.close(5)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"frames": done, "seconds": elapsed, "frames_per_s": done / elapsed if elapsed else 0.0,
-            "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cpu_seconds": cpu, "cpu_cores": cpu / elapsed if elapsed else None,
+            "frames_per_cpu_s": done / cpu if cpu else None, "peak_rss_mb": usage.ru_maxrss / 1024,
             "backend": model.backend}
 
 

@@ -42,10 +42,13 @@ def _args(argv):
     p.add_argument("--ceiling-seconds", type=float, default=8.0, help="measuring time per backend x batch")
     p.add_argument("--latency-seconds", type=float, default=60.0)
     p.add_argument("--load", type=float, default=0.7, help="latency load as a fraction of measured capacity")
-    p.add_argument("--sweep-sizes", default="8,16,32")
+    p.add_argument("--sweep-sizes", default="1,4,32")
     p.add_argument("--sweep-waits", default="5,20,50")
     p.add_argument("--sweep-frames", type=int, default=300, help="backlog per sweep point")
     p.add_argument("--sweep-seconds", type=float, default=20.0, help="live-load time per sweep point")
+    p.add_argument("--max-batch-size", type=int, default=None, help="WORKER_MAX_BATCH_SIZE for the worker and "
+                   "latency stages (default: the worker's default)")
+    p.add_argument("--max-batch-wait-ms", type=float, default=None, help="WORKER_MAX_BATCH_WAIT_MS likewise")
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--skip-ceiling", action="store_true")
     p.add_argument("--no-profile", action="store_true", help="do not run py-spy during the worker stage")
@@ -54,7 +57,7 @@ def _args(argv):
     args = p.parse_args(argv)
     if args.quick:
         args.frames, args.naive_frames, args.ceiling_seconds = min(args.frames, 400), 60, 3.0
-        args.latency_seconds, args.sweep_sizes, args.sweep_waits = 30.0, "8,32", "5,50"
+        args.latency_seconds, args.sweep_sizes, args.sweep_waits = 30.0, "1,32", "5,50"
         args.sweep_frames, args.sweep_seconds = 120, 15.0
     return args
 
@@ -72,9 +75,18 @@ def ensure_model(base: Path) -> Path:
     return base
 
 
+def _exit_cleanly_on_signals() -> None:
+    """SIGTERM/SIGINT raise SystemExit, so the finally blocks stop workers and the broker (background jobs
+    start with SIGINT ignored, and Python's default SIGTERM skips them)."""
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+
+
 def main(argv=None) -> int:
     """Run the stages, print the table, write results.json."""
     args = _args(argv)
+    _exit_cleanly_on_signals()
     sys.path.insert(0, str(REPO))
     import stages
     from ceiling import ceiling
@@ -117,7 +129,9 @@ def _pipeline(args, env, results: dict, stages) -> None:
     results["preload"] = stages.preload(env, topics["frames"], args.frames)
     profile_s = 0 if args.no_profile else 30
     print("worker stage: one worker, cold start, default settings", flush=True)
-    worker = stages.run_worker_backlog(env, topics, args.frames, "backlog", profile_s=profile_s)
+    chosen = {k: v for k, v in (("max_batch_size", args.max_batch_size),
+                                ("max_batch_wait_ms", args.max_batch_wait_ms)) if v is not None}
+    worker = stages.run_worker_backlog(env, topics, args.frames, "backlog", profile_s=profile_s, **chosen)
     results["worker"] = worker
     print(f"  {worker['frames_per_s']:.1f} frames/s, backend {worker['backend']}, mean batch "
           f"{worker['batch_mean']:.1f}", flush=True)
@@ -132,7 +146,8 @@ def _pipeline(args, env, results: dict, stages) -> None:
     rate = round(args.load * capacity, 2)
     print(f"latency stage: {rate} frames/s ({args.load:.0%} of {capacity:.1f}) for {args.latency_seconds:.0f} s",
           flush=True)
-    results["latency"] = stages.run_live(env, "latency", rate, args.latency_seconds, profile=profile_s > 0)
+    results["latency"] = stages.run_live(env, "latency", rate, args.latency_seconds, profile=profile_s > 0,
+                                         **chosen)
     raw = env.out_dir / "profile-latency.txt"
     if raw.exists():
         from profile_report import parse, summarise

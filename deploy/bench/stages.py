@@ -89,9 +89,10 @@ def run_worker_backlog(env: Env, topics: dict, frames: int, name: str, profile_s
         ready_s = worker.wait_ready()
         if profile_s:
             spy = _start_profiler(worker.pid, profile_s, env.out_dir / f"profile-{name}")
-        if not reader.wait_for(frames, timeout_s=3600, progress_timeout_s=120):
-            raise RuntimeError(f"worker {name}: only {sum(reader.counts())} of {frames} frames came back:\n"
-                               + worker.log_tail())
+        if not reader.wait_for(frames, timeout_s=3600, progress_timeout_s=120,
+                               alive=lambda: worker.proc.poll() is None):
+            raise RuntimeError(f"worker {name} (exit code {worker.proc.poll()}): only {sum(reader.counts())} of "
+                               f"{frames} frames came back:\n" + worker.log_tail())
         end = time.monotonic()
         metrics = worker.metrics()
     finally:
@@ -142,7 +143,8 @@ def run_live(env: Env, name: str, rate: float, seconds: float, backlog: int = 0,
         worker.wait_ready()
         backlog_tp = None
         if backlog:
-            if not reader.wait_for(backlog, timeout_s=1800, progress_timeout_s=120):
+            if not reader.wait_for(backlog, timeout_s=1800, progress_timeout_s=120,
+                                   alive=lambda: worker.proc.poll() is None):
                 raise RuntimeError(f"{name}: backlog not judged:\n{worker.log_tail()}")
             backlog_tp = throughput_from(reader.results)
         fps = rate / env.cameras

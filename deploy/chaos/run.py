@@ -68,12 +68,22 @@ def run_scenarios(ctx: "scenarios.Ctx", names: list[str], kills: int, corrupt_fr
         log(f"   {'PASS' if result.get('passed') else 'FAIL' if result.get('passed') is False else 'SKIP'} "
             f"in {result['seconds']:.0f}s: {result.get('check', result.get('skipped', ''))}")
         if name == "corrupt":
-            log(f"   throughput clean {result['clean']['frames_per_s']:.0f} vs corrupt "
-                f"{result['corrupt']['frames_per_s']:.0f} frames/s = {result['throughput_ratio']:.2f}; "
+            c, b = result["clean"], result["corrupt"]
+            log(f"   throughput per worker CPU-second clean {c['frames_per_cpu_s']:.0f} vs corrupt "
+                f"{b['frames_per_cpu_s']:.0f} = {result['throughput_ratio']:.2f} (wall clock {c['frames_per_s']:.0f} "
+                f"vs {b['frames_per_s']:.0f} frames/s = {result['wall_clock_ratio']:.2f}); "
                 f"dead letters {result['dead_by_reason']} (expected {result['expected_dead_by_reason']})")
         if name == "soak":
             log(f"   RSS growth after warm-up {result['rss_growth_after_warmup']}, curve {result['rss_mb_curve']}")
     return out
+
+
+def _exit_cleanly_on_signals() -> None:
+    """SIGTERM/SIGINT raise SystemExit, so the finally blocks stop workers and the broker (background jobs
+    start with SIGINT ignored, and Python's default SIGTERM skips them)."""
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def main(argv=None) -> int:
@@ -87,6 +97,7 @@ def main(argv=None) -> int:
     p.add_argument("--soak-minutes", type=float, default=20.0)
     p.add_argument("--out", type=Path, default=REPO / "run" / "chaos")
     args = p.parse_args(argv)
+    _exit_cleanly_on_signals()
     names = args.only.split(",") if args.only else list(ALL)
     if args.short:
         args.kills, args.corrupt_frames = min(args.kills, 3), min(args.corrupt_frames, 1500)
