@@ -80,10 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_options(tr, epochs=12, minutes=25.0, model_size="512", crop=128, repeats=3)
 
     demo = sub.add_parser("quick-demo", help="train the demo model on synthetic frames (a few minutes on 2 cores)")
-    demo.add_argument("--frames", type=int, default=500, help="synthetic frames to generate")
+    demo.add_argument("--frames", type=int, default=600, help="synthetic frames to generate")
     demo.add_argument("--frame-size", type=_size, default=(512, 512), help="camera frame size HxW")
     demo.add_argument("--name", default="synthetic-demo")
-    _add_training_options(demo, epochs=8, minutes=1.5, model_size="256", crop=128, repeats=1, learning_rate=2e-3, variant="stride4")
+    _add_training_options(demo, epochs=14, minutes=2.2, model_size="256", crop=64, repeats=2, learning_rate=1.5e-3, variant="stride4")
+    demo.set_defaults(target_recall=0.95)
 
     ev = sub.add_parser("evaluate", help="score a data set with an exported model and write a report")
     ev.add_argument("--model", type=Path, required=True, help="model version folder or base folder (latest version)")
