@@ -21,7 +21,8 @@ export PATH := $(CURDIR)/tools/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup kafka-jars kafka-start kafka-stop kafka-status kafka-topics kafka-logs tools \
-        test test-all demo bench chaos schemas clean distclean
+        test test-all demo bench chaos schemas clean distclean \
+        demo-model train-dagm evaluate perf-worker bench-pacing dashboards
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -72,6 +73,31 @@ chaos: setup kafka-jars ## fault suite (docs/reliability.md)
 
 schemas: setup ## regenerate docs/schemas/*.json from line_contracts
 	$(PY) -m line_contracts.schemas
+
+DAGM ?= ../shared/datasets/dagm2007/Class8
+MODEL ?= models/dagm
+DATA ?= $(DAGM)
+SPLIT ?= Test
+REPORT ?= run/evaluate
+BOOTSTRAP ?= localhost:$(KAFKA_PORT)
+
+demo-model: setup ## train the quick demo model on synthetic frames into models/demo
+	$(PY) -m training quick-demo --out models/demo
+
+train-dagm: setup ## train the DAGM model (DAGM=<class folder>) into models/dagm (docs/training.md)
+	$(PY) -m training train --data $(DAGM) --out models/dagm
+
+evaluate: setup ## evaluation report: MODEL=<dir> DATA=<DAGM class folder> SPLIT=Test REPORT=<out dir>
+	$(PY) -m training evaluate --model $(MODEL) --data $(DATA) --split $(SPLIT) --report $(REPORT)
+
+perf-worker: setup kafka-jars ## worker frames/s vs the model alone, one run (WORKER_PERF_MODEL=<model dir>)
+	$(PY) -m pytest -m slow tests/test_worker_perf.py -s
+
+bench-pacing: setup ## simulator pacing check, 6 cameras x 30 fps x 60 s, on a running broker (BOOTSTRAP)
+	$(PY) -m producer_sim.bench_pacing --bootstrap-servers $(BOOTSTRAP)
+
+dashboards: setup ## regenerate the Grafana dashboards and the chart's copies of rules and dashboards
+	$(PY) deploy/grafana/build.py && $(PY) deploy/tools/sync_chart_files.py
 
 clean: ## stop the local broker, remove run/ (broker data, logs, demo output) and caches
 	-@$(PYTHON) deploy/kafka/localkafka.py stop
