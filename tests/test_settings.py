@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 from pydantic_settings import SettingsConfigDict
@@ -96,3 +97,13 @@ def test_every_field_is_documented():
     for cls in _deployable_classes():
         undocumented = [n for n, f in cls.model_fields.items() if not (f.description or "").strip()]
         assert not undocumented, f"{cls.__name__} fields without a description: {undocumented}"
+
+
+def test_readme_worker_settings_table_is_current():
+    """The README's worker settings table is exactly what the settings class generates."""
+    from worker.settings import WorkerSettings
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = readme.index("<!-- worker-settings:start")
+    body = readme[readme.index("\n", start) + 1:readme.index("<!-- worker-settings:end -->")].strip()
+    assert body == settings_table(WorkerSettings, markdown=True), "regenerate the table in README.md"
