@@ -52,7 +52,9 @@ def make_topics(client_kwargs: dict, frames_partitions: int, tag: str = "") -> d
     """Unique frames/results/dlq topics for one run; returns {'frames':..., 'results':..., 'dlq':...}."""
     suffix = f"{tag}-{uuid.uuid4().hex[:8]}" if tag else uuid.uuid4().hex[:8]
     names = {"frames": f"frames-{suffix}", "results": f"results-{suffix}", "dlq": f"dlq-{suffix}"}
-    create_topics(client_kwargs, [TopicSpec(names["frames"], frames_partitions, frames_topic_configs(256 << 20)),
+    # Retention far above what a run writes (a 20-minute soak writes ~1.5 GB): the check counts frames
+    # from offset 0, and results for deleted frames could not be matched to them otherwise.
+    create_topics(client_kwargs, [TopicSpec(names["frames"], frames_partitions, frames_topic_configs(16 << 30)),
                                   TopicSpec(names["results"], frames_partitions, {}),
                                   TopicSpec(names["dlq"], 1, {"max.message.bytes": str(4 << 20)})])
     return names
@@ -282,25 +284,25 @@ class TopicReader:
 
 
 def topic_record_count(client_kwargs: dict, topic: str) -> int:
-    """Records in a topic: sum over partitions of end offset - beginning offset."""
+    """Records ever written to a (non-transactional) topic: the sum of its end offsets."""
     from kafka import KafkaConsumer, TopicPartition
     consumer = KafkaConsumer(**client_kwargs, group_id=None, enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        ends, begins = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
-        return sum(ends[tp] - begins[tp] for tp in parts)
+        return sum(consumer.end_offsets(parts).values())
     finally:
         consumer.close()
 
 
 def topic_event_ids(client_kwargs: dict, topic: str) -> set[str]:
-    """'<topic>-<partition>-<offset>' of every record in a topic (what event_id names)."""
+    """'<topic>-<partition>-<offset>' of every record ever written to a non-transactional topic (what
+    event_id names), counted from offset 0 so that records deleted by retention still count."""
     from kafka import KafkaConsumer, TopicPartition
     consumer = KafkaConsumer(**client_kwargs, group_id=None, enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-        ends, begins = consumer.end_offsets(parts), consumer.beginning_offsets(parts)
-        return {f"{topic}-{tp.partition}-{o}" for tp in parts for o in range(begins[tp], ends[tp])}
+        ends = consumer.end_offsets(parts)
+        return {f"{topic}-{tp.partition}-{o}" for tp in parts for o in range(ends[tp])}
     finally:
         consumer.close()
 

@@ -52,13 +52,13 @@ def _args(argv):
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--skip-ceiling", action="store_true")
     p.add_argument("--no-profile", action="store_true", help="do not run py-spy during the worker stage")
-    p.add_argument("--quick", action="store_true", help="a few minutes: 400 frames, 3 s ceilings, 30 s latency, "
-                   "a 2x2 sweep with short runs")
+    p.add_argument("--quick", action="store_true", help="~5 minutes: 240 frames, 2 s ceilings, 20 s latency, "
+                   "a 2-point sweep (batch 4 and 32) with short runs")
     args = p.parse_args(argv)
     if args.quick:
-        args.frames, args.naive_frames, args.ceiling_seconds = min(args.frames, 400), 60, 3.0
-        args.latency_seconds, args.sweep_sizes, args.sweep_waits = 30.0, "1,32", "5,50"
-        args.sweep_frames, args.sweep_seconds = 120, 15.0
+        args.frames, args.naive_frames, args.ceiling_seconds = min(args.frames, 240), 40, 2.0
+        args.latency_seconds, args.sweep_sizes, args.sweep_waits = 20.0, "4,32", "20"
+        args.sweep_frames, args.sweep_seconds = 60, 10.0
     return args
 
 

@@ -148,10 +148,10 @@ def rebalance(ctx: Ctx, fps: float = 25.0, phase_s: float = 5.0) -> dict:
             "sim_lost": summary.get("lost"), **out, "passed": out["passed"] and a_code == 0}
 
 
-def _backlog_run(ctx: Ctx, frames: int, corrupt_rate: float, name: str) -> dict:
+def _backlog_run(ctx: Ctx, frames: int, corrupt_rate: float, name: str, frame_size: str = "") -> dict:
     topics, group = make_topics(ctx.client_kwargs, 6, name), f"chaos-{uuid.uuid4().hex[:8]}"
     sim = run_sim(ctx.kafka_env, sim_run_args(topics["frames"], frames=frames, cameras=ctx.cameras,
-                                              frame_size=ctx.frame_size, seed=ctx.seed, pool_size=100,
+                                              frame_size=frame_size or ctx.frame_size, seed=ctx.seed, pool_size=100,
                                               corrupt_rate=corrupt_rate))
     reader = TopicReader(ctx.client_kwargs, topics)
     w = _worker(ctx, topics, group, f"{name}-worker")
@@ -172,11 +172,13 @@ def _backlog_run(ctx: Ctx, frames: int, corrupt_rate: float, name: str) -> dict:
             "bad_sent_by_kind": sim.get("corrupt_by_kind", {}), **out}
 
 
-def corrupt(ctx: Ctx, frames: int = 3000, rate: float = 0.05) -> dict:
+def corrupt(ctx: Ctx, frames: int = 3000, rate: float = 0.05, frame_size: str = "128x128") -> dict:
     """A full-speed backlog with `rate` bad frames vs the same without: throughput (frames per worker
     CPU-second) >= 80% of clean, and every bad frame dead-lettered with the reason its kind calls for."""
-    clean = _backlog_run(ctx, frames, 0.0, "clean")
-    bad = _backlog_run(ctx, frames, rate, "corrupt")
+    # 128x128 frames (resized to the tiny model's 64x64 by the worker): with 64x64 frames (4 KB) the
+    # bad kinds of ~0.4-1 MB (huge PNG, over the byte limit) would be most of the bytes moved.
+    clean = _backlog_run(ctx, frames, 0.0, "clean", frame_size)
+    bad = _backlog_run(ctx, frames, rate, "corrupt", frame_size)
     expected: dict[str, int] = {}
     for kind, n in bad["bad_sent_by_kind"].items():
         reason = EXPECTED_REASON[kind].value
