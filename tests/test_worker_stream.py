@@ -59,6 +59,8 @@ def stream(kafka_bootstrap, new_topic, new_group, tmp_path, model_base):
     yield kafka_bootstrap, topics, group, start
     for w in workers:
         w.stop()
+        # pytest shows captured output only for a failing test: the worker's own account of it.
+        print(f"--- {w.log_path.name} (last 80 lines)\n{w.log_tail(80)}")
 
 
 def _check_scores(events, produced, offline, base=None) -> None:
@@ -85,7 +87,9 @@ def test_2000_frames_judged_like_offline_committed_and_counted(stream, offline):
     worker.wait_ready()
     events = read_topic(bootstrap, topics["results"], 2000, timeout_s=90)
     ids = Counter(ev["event_id"] for ev in events)
-    assert len(ids) == 2000 and max(ids.values()) == 1
+    per_partition = Counter(i.rsplit("-", 2)[1] for i in ids)
+    assert len(ids) == 2000 and max(ids.values()) == 1, \
+        f"results per frames partition {dict(per_partition)}; /healthz {worker.get('/healthz')}"
     assert {ev["frame"]["frame_seq"] for ev in events} == set(range(2000))
     _check_scores(events, produced, offline)
     assert all(ev["worker_id"] and ev["model"]["backend"] == "litert" for ev in events)

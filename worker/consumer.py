@@ -25,6 +25,7 @@ from worker.http import Health
 from worker.metrics import WorkerMetrics
 from worker.offsets import OffsetTracker
 from worker.settings import WorkerSettings
+from worker.watchdog import ConsumerWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class ConsumerLoop:
         self._lag_labels: set[tuple[str, str]] = set()
         self.group_metadata = None
         self._rewind: dict = {}  # partition -> lowest offset dropped at its last revoke
+        self.watchdog = ConsumerWatchdog(consumer, tracker, health)
 
     def subscribe(self, stop: threading.Event) -> None:
         """Wait until the frames topic exists, then join the group on it.
@@ -89,6 +91,7 @@ class ConsumerLoop:
                 warned = True
             stop.wait(1.0)
         self._consumer.subscribe([self._s.frames_topic], listener=_Rebalance(self, self._consumer, self._metrics))
+        self.watchdog.progress()  # the wait for the topic is not a stall
 
     def poll_once(self) -> int:
         """One iteration: back-pressure, poll, dispatch, commit, lag. Returns records polled."""
@@ -105,6 +108,7 @@ class ConsumerLoop:
                     self._items.put(WorkItem(tp, rec.offset, generation, rec.key, rec.value, rec.headers,
                                              now_ns, now_mono, future))
                     count += 1
+            self.watchdog.progress()
         if self._eos:
             self.group_metadata = self._consumer.group_metadata()
         else:
@@ -153,6 +157,7 @@ class ConsumerLoop:
         self._next_lag = now + LAG_REFRESH_S
         assigned = self._consumer.assignment()
         labels: set[tuple[str, str]] = set()
+        lags: dict = {}
         try:
             ends = self._consumer.end_offsets(list(assigned)) if assigned else {}
             for tp, end in ends.items():
@@ -162,9 +167,12 @@ class ConsumerLoop:
                 label = (tp.topic, str(tp.partition))
                 self._metrics.consumer_lag.labels(*label).set(max(0, end - position))
                 labels.add(label)
+                lags[tp] = (position, end)
         except KafkaError as exc:
             log.warning("consumer lag refresh failed: %r", exc)
+            self.watchdog.check(None)
             return
+        self.watchdog.check(lags)
         for gone in self._lag_labels - labels:
             self._metrics.consumer_lag.remove(*gone)
         self._lag_labels = labels

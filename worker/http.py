@@ -26,16 +26,19 @@ class Health:
         self.model_ready = False
         self.partitions_assigned = False
         self.stopping = False
+        self.consumer_stall = ""  # set by the ConsumerWatchdog: frames wait but the consumer gets none
 
     def beat(self, loop: str) -> None:
         """Loop `loop` made progress now."""
         self._beats[loop] = time.monotonic()  # dict item assignment is atomic under the GIL
 
     def live(self) -> tuple[bool, str]:
-        """(ok, explanation): every registered loop ticked within the stall window."""
+        """(ok, explanation): every registered loop ticked within the stall window and the consumer is not stalled."""
         now = time.monotonic()
         stale = [f"{name} silent for {now - t:.0f}s" for name, t in list(self._beats.items())
                  if now - t > self._stall_after_s]
+        if self.consumer_stall:
+            stale.append(self.consumer_stall)
         return (not stale, "; ".join(stale) or f"{len(self._beats)} loops alive")
 
     def ready(self) -> tuple[bool, str]:

@@ -1,0 +1,111 @@
+"""Notices a consumer that stops getting frames while frames wait for it.
+
+kafka-python 3.0 was seen (rarely, on a loaded machine) to stop returning records: a worker judged
+64 frames and then nothing, with /healthz still green because its poll loop kept ticking. This
+watchdog makes such a stall visible and recoverable: it logs the consumer's state (assignment,
+pauses, positions against end offsets, group membership, the fetcher's buffers), nudges it
+(resume every partition, re-seek each to its own position: nothing is skipped), and if that does
+not help within STALL_AFTER_S it fails /healthz so that Kubernetes restarts the pod. Only the
+consumer thread calls it (the consumer is not thread-safe).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Optional
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from worker.http import Health
+from worker.offsets import OffsetTracker
+
+log = logging.getLogger(__name__)
+
+NUDGE_AFTER_S = 15.0  # a healthy worker with frames waiting polls some within a second or two
+STALL_AFTER_S = 60.0  # then /healthz says 503 (the liveness probe restarts the pod after a few)
+
+
+class ConsumerWatchdog:
+    """Tracks consumer progress; see the module docstring."""
+
+    def __init__(self, consumer: KafkaConsumer, tracker: OffsetTracker, health: Health,
+                 nudge_after_s: float = NUDGE_AFTER_S, stall_after_s: float = STALL_AFTER_S):
+        self._consumer = consumer
+        self._tracker = tracker
+        self._health = health
+        self._nudge_after_s = nudge_after_s
+        self._stall_after_s = stall_after_s
+        self._last_progress = time.monotonic()
+        self._last_in_flight = 0
+        self._next_nudge: Optional[float] = None
+
+    def progress(self) -> None:
+        """Frames were polled (or finished): whatever stall there was is over."""
+        self._last_progress = time.monotonic()
+        self._next_nudge = None
+        if self._health.consumer_stall:
+            log.info("consumer makes progress again")
+            self._health.consumer_stall = ""
+
+    def check(self, lags: Optional[dict[TopicPartition, tuple[int, int]]]) -> None:
+        """After a lag refresh: `lags` maps each assigned partition to (position, end offset); None if unknown."""
+        in_flight = self._tracker.in_flight()
+        finished = in_flight < self._last_in_flight
+        self._last_in_flight = in_flight
+        waiting = sum(max(0, end - pos) for pos, end in (lags or {}).values())
+        member = self.member_state()
+        if finished or (not waiting and member in ("STABLE", "")):
+            self.progress()
+            return
+        now = time.monotonic()
+        silent = now - self._last_progress
+        if silent < self._nudge_after_s:
+            return
+        why = (f"no frames polled for {silent:.0f}s while {waiting} wait on the broker" if waiting
+               else f"not a stable consumer-group member for {silent:.0f}s (state {member})")
+        if self._next_nudge is None or now >= self._next_nudge:
+            self._next_nudge = now + self._nudge_after_s
+            log.warning("consumer stalled: %s; %s; nudging it (resume + re-seek)", why, self.describe(lags))
+            self._nudge(lags or {})
+        self._health.consumer_stall = f"consumer stalled: {why}" if silent >= self._stall_after_s else ""
+
+    def member_state(self) -> str:
+        """The group coordinator's member state (STABLE, REBALANCING, UNJOINED); '' if unknown."""
+        state = getattr(getattr(self._consumer, "_coordinator", None), "state", None)  # private; '<stable>'
+        return str(getattr(state, "name", state) or "").strip("<>").upper()
+
+    def describe(self, lags) -> str:
+        """One line of consumer state for the log: what a stall report needs."""
+        c = self._consumer
+        parts = [f"member {self.member_state() or '?'}", f"in flight {self._tracker.in_flight()}",
+                 "assigned " + _names(c.assignment()), "paused " + _names(c.paused())]
+        if lags:
+            parts.append("position/end " + ", ".join(f"{tp.topic}[{tp.partition}] {pos}/{end}"
+                                                      for tp, (pos, end) in sorted(lags.items())))
+        fetcher = getattr(c, "_fetcher", None)
+        try:  # private, read-only, best effort: where fetched data may be stuck
+            parts.append("fetcher: pending-fetch nodes %s, queued %d, parked %s/%s" % (
+                sorted(getattr(fetcher, "_nodes_with_pending_fetch_requests", ())),
+                len(getattr(fetcher, "_completed_fetches", ())),
+                _names(getattr(fetcher, "_paused_completed_fetches", {})),
+                _names(getattr(fetcher, "_paused_partition_records", {}))))
+        except Exception as exc:  # never let the report itself fail the loop
+            parts.append(f"fetcher: {exc!r}")
+        return "; ".join(parts)
+
+    def _nudge(self, lags: dict) -> None:
+        consumer = self._consumer
+        try:
+            if consumer.paused():
+                consumer.resume(*consumer.paused())  # back-pressure re-pauses if frames really are in flight
+            for tp, (position, _end) in lags.items():
+                if tp in consumer.assignment():
+                    consumer.seek(tp, position)  # same offset: nothing skipped, position re-validated
+        except (KafkaError, ValueError, AssertionError) as exc:
+            log.warning("could not nudge the consumer: %r", exc)
+
+
+def _names(partitions) -> str:
+    return ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "none"
