@@ -10,6 +10,22 @@ import pytest
 from training.synthetic import DEFECTS, SyntheticFrames
 
 
+def test_defect_scale_enlarges_defects_and_keeps_everything_else():
+    plain, grown = SyntheticFrames(seed=3), SyntheticFrames(seed=3, defect_scale=4.0)
+    areas = []
+    for i in range(12):
+        a, b = plain.sample(i), grown.sample(i)
+        assert (a.label, a.kind, a.texture) == (b.label, b.kind, b.texture)
+        if a.label == 0:
+            assert np.array_equal(a.image, b.image)
+        elif a.kind != "smudge":  # smudges are already large and are left alone
+            areas.append(((a.mask > 0).sum(), (b.mask > 0).sum()))
+    assert areas and all(big > small for small, big in areas)
+    assert np.array_equal(SyntheticFrames(seed=3, defect_scale=1.0).sample(1).image, plain.sample(1).image)
+    with pytest.raises(ValueError, match="defect_scale"):
+        SyntheticFrames(defect_scale=0.5)
+
+
 def test_same_seed_and_index_give_the_same_frame():
     a = SyntheticFrames(seed=4).sample(17)
     b = SyntheticFrames(seed=4).sample(17)

@@ -34,6 +34,20 @@ def test_choose_threshold_minimises_dagm_cost_with_margin():
         metrics.choose_threshold(np.zeros(3), np.ones(3))
 
 
+def test_choose_threshold_caps_the_false_positive_rate():
+    labels = np.array([0] * 10 + [1] * 4)
+    scores = np.r_[np.linspace(0.05, 0.5, 8), 0.62, 0.7, 0.6, 0.65, 0.8, 0.9]
+    # uncapped, the 20:1 cost buys back two defects with two false alarms (FPR 0.2)
+    uncapped = metrics.at_threshold(labels, scores, metrics.choose_threshold(labels, scores)[0])
+    assert uncapped["fn"] == 0 and uncapped["fp"] == 2
+    threshold, rule = metrics.choose_threshold(labels, scores, max_fpr=0.1)
+    capped = metrics.at_threshold(labels, scores, threshold)
+    assert capped["false_positive_rate"] <= 0.1 and capped["fn"] == 1 and "false-positive rate <= 0.1" in rule
+    # a recall target the cap cannot meet gives way to the cap
+    threshold, _ = metrics.choose_threshold(labels, scores, target_recall=1.0, max_fpr=0.0)
+    assert metrics.at_threshold(labels, scores, threshold)["fp"] == 0
+
+
 def test_metrics_match_hand_computed_values():
     labels = np.array([0, 0, 1, 1])
     scores = np.array([0.1, 0.6, 0.4, 0.9])

@@ -51,8 +51,10 @@ def _recipe(args: argparse.Namespace, name: str):
     model = ModelConfig(design=args.design, model_height=args.model_size[0], model_width=args.model_size[1], fine_tune=not args.frozen,
                         standardize=args.standardize)
     train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, crop=args.crop, repeats=args.repeats,
-                        patience=args.patience, seed=args.seed, max_minutes=args.max_minutes, threads=args.threads)
-    return Recipe(name=name, model=model, train=train, split=tuple(args.fractions), split_seed=args.split_seed, target_recall=args.target_recall)
+                        patience=args.patience, seed=args.seed, max_minutes=args.max_minutes, threads=args.threads,
+                        schedule=args.schedule)
+    return Recipe(name=name, model=model, train=train, split=tuple(args.fractions), split_seed=args.split_seed, target_recall=args.target_recall,
+                  max_fpr=args.max_fpr)
 
 
 def _train_dagm(args: argparse.Namespace, log: Log) -> int:
@@ -85,12 +87,12 @@ def _quick_demo(args: argparse.Namespace, log: Log) -> int:
 
     configure_threads(args.threads)
     started = time.monotonic()
-    frames = SyntheticFrames(seed=args.seed, size=args.frame_size, defect_rate=0.5)
+    frames = SyntheticFrames(seed=args.seed, size=args.frame_size, defect_rate=0.5, defect_scale=args.defect_scale)
     data = load_synthetic(frames, 0, args.frames, args.model_size)
     log(f"generated {len(data)} synthetic frames ({int(data.labels.sum())} defective) in {time.monotonic() - started:.0f}s")
     backbone = _backbone(args, log)
     summary = {"images": len(data), "defective": int(data.labels.sum()), "ok": int(len(data) - data.labels.sum()),
-               "source": f"training.synthetic.SyntheticFrames(seed={args.seed}, size={tuple(args.frame_size)})"}
+               "source": f"training.synthetic.SyntheticFrames(seed={args.seed}, size={tuple(args.frame_size)}, defect_scale={args.defect_scale:g})"}
     train_and_export(_recipe(args, args.name), data, backbone, args.out, tuple(args.frame_size), summary, args.version, log)
     log(f"total wall time {time.monotonic() - started:.0f}s")
     return 0

@@ -91,8 +91,13 @@ def summary(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     }
 
 
-def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_recall: Optional[float] = None, fn_cost: float = DAGM_FN_COST) -> tuple[float, str]:
-    """Threshold minimising fn_cost*FN + FP (or the highest one reaching target_recall), and its rule."""
+def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_recall: Optional[float] = None, fn_cost: float = DAGM_FN_COST,
+                     max_fpr: Optional[float] = None) -> tuple[float, str]:
+    """Threshold minimising fn_cost*FN + FP (or the highest one reaching target_recall), and its rule.
+
+    `max_fpr` caps the false-positive rate: only thresholds within the cap compete (a display
+    that cries wolf on every third frame is useless even when the 20:1 cost prefers it).
+    """
     labels, scores = _check(labels, scores)
     if labels.min() == labels.max():
         raise ValueError("choosing a threshold needs validation frames of both classes")
@@ -111,6 +116,13 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, target_recall: Opti
     else:
         cost = fn_cost * fn + fp
         rule = f"min DAGM cost on validation (missed defect = {fn_cost:g} false alarms)"
+    if max_fpr is not None:
+        # the top candidate (above every score) has FPR 0, so the cap always leaves one
+        within = fp / max(int((labels == 0).sum()), 1) <= max_fpr + 1e-12
+        if not np.isfinite(np.where(within, cost, np.inf).min()):  # recall target and cap conflict: the cap wins
+            cost = fn_cost * fn + fp
+        cost = np.where(within, cost, np.inf)
+        rule += f", false-positive rate <= {max_fpr:g}"
     best = np.flatnonzero(cost == cost.min())
     pick = best[np.argmax(gaps[best])]
     return float(1 / (1 + np.exp(-candidates[pick]))), rule

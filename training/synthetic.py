@@ -33,7 +33,12 @@ class Sample:
 class SyntheticFrames:
     """Deterministic generator of DAGM-like frames; `sample(i)` depends only on (seed, i)."""
 
-    def __init__(self, seed: int = 0, size: tuple[int, int] = (512, 512), defect_rate: float = 0.5):
+    def __init__(self, seed: int = 0, size: tuple[int, int] = (512, 512), defect_rate: float = 0.5, defect_scale: float = 1.0):
+        # defect_scale > 1 widens scratches and enlarges spots and blobs (smudges are already
+        # large) so defects stay visible to a model that downscales frames by about that factor;
+        # 1.0 (default) is the DAGM-like hard setting. Same rng draws either way: only sizes change.
+        if not 1.0 <= defect_scale <= 8.0:
+            raise ValueError(f"defect_scale must be in [1, 8], got {defect_scale}")
         if not 0.0 <= defect_rate <= 1.0:
             raise ValueError(f"defect_rate must be in [0, 1], got {defect_rate}")
         if min(size) < 32:
@@ -41,6 +46,7 @@ class SyntheticFrames:
         self.seed = int(seed)
         self.size = (int(size[0]), int(size[1]))  # (height, width)
         self.defect_rate = float(defect_rate)
+        self.defect_scale = float(defect_scale)
 
     def sample(self, index: int) -> Sample:
         """Return frame `index`; the same (seed, index) always gives the same frame."""
@@ -52,7 +58,7 @@ class SyntheticFrames:
         kind = "ok"
         if is_defect:
             kind = DEFECTS[int(rng.choice(len(DEFECTS), p=_DEFECT_WEIGHTS))]
-            alpha = _defect_alpha(rng, kind, self.size)
+            alpha = _defect_alpha(rng, kind, self.size, self.defect_scale)
             # Contrast relative to the texture's spread; like DAGM scratches (dark, thin, 40-100 grey
             # levels deep), visible at native resolution yet easily lost by downscaling.
             contrast = rng.uniform(2.5, 5.0) * max(background.std(), 12.0)
@@ -100,26 +106,26 @@ def _texture(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> np.n
     return tex.astype(np.float32) + rng.uniform(90, 140)
 
 
-def _defect_alpha(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> np.ndarray:
-    """A float32 map in [0, 1]: how strongly each pixel shows the defect."""
+def _defect_alpha(rng: np.random.Generator, kind: str, size: tuple[int, int], grow: float = 1.0) -> np.ndarray:
+    """A float32 map in [0, 1]: how strongly each pixel shows the defect (`grow` = defect_scale)."""
     h, w = size
     scale = min(h, w) / 512.0
     canvas = np.zeros(size, np.uint8)
     margin = int(0.1 * min(h, w))
     cx, cy = int(rng.integers(margin, w - margin)), int(rng.integers(margin, h - margin))
     if kind == "scratch":  # thin, slightly curved, a few pixels wide
-        length = rng.uniform(25, 90) * max(scale, 0.35)
+        length = rng.uniform(25, 90) * max(scale, 0.35) * (1 + (grow - 1) / 2)
         angle = rng.uniform(0, np.pi)
         bend = rng.uniform(-0.4, 0.4)
         t = np.linspace(-0.5, 0.5, 12)
         pts = np.stack([cx + length * t * np.cos(angle + bend * t), cy + length * t * np.sin(angle + bend * t)], 1)
-        thickness = int(rng.integers(1, 3))
+        thickness = int(round(int(rng.integers(1, 3)) * grow))
         cv2.polylines(canvas, [np.round(pts).astype(np.int32)], False, 255, thickness, cv2.LINE_AA)
     elif kind == "spot":
-        radius = max(2, int(rng.uniform(4, 10) * max(scale, 0.5)))
+        radius = max(2, int(rng.uniform(4, 10) * max(scale, 0.5) * grow))
         cv2.circle(canvas, (cx, cy), radius, 255, -1, cv2.LINE_AA)
     elif kind == "blob":
-        axes = (max(3, int(rng.uniform(8, 30) * scale)), max(3, int(rng.uniform(5, 20) * scale)))
+        axes = (max(3, int(rng.uniform(8, 30) * scale * grow)), max(3, int(rng.uniform(5, 20) * scale * grow)))
         cv2.ellipse(canvas, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, 255, -1, cv2.LINE_AA)
         canvas = cv2.GaussianBlur(canvas, (0, 0), 1.5)
     else:  # smudge: large, soft, low contrast

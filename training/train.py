@@ -35,6 +35,10 @@ class TrainConfig:
     seed: int = 0
     max_minutes: float = 25.0
     threads: int = 2
+    # "step": x0.1 for the last third of the epochs; "cosine": per-batch cosine decay to 2 % by the
+    # end of the epochs OR of the time budget, whichever comes first (a short run on busy cores
+    # still ends on a low, settled learning rate instead of being cut mid-stride)
+    schedule: str = "step"
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -110,8 +114,9 @@ def train(
         raise ValueError(f"training data needs both classes; got {n_pos} defective of {n}")
     # class weights: each class contributes half of the classification loss
     w_pos, w_neg = n / (2.0 * n_pos), n / (2.0 * (n - n_pos))
-    lr = tf.Variable(train_config.learning_rate, trainable=False, dtype=tf.float32)
-    optimizer = keras.optimizers.Adam(learning_rate=lr)
+    optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate)
+    # Adam copies a learning-rate Variable passed in; assign to its own one, or schedules do nothing.
+    lr = optimizer.learning_rate
     variables = train_model.trainable_variables
 
     @tf.function(reduce_retracing=True)
@@ -130,14 +135,23 @@ def train(
         optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
         return cls_loss, seg_loss
 
+    if train_config.schedule not in ("step", "cosine"):
+        raise ValueError(f"schedule must be 'step' or 'cosine', got {train_config.schedule!r}")
+    total_steps = max(1, train_config.epochs * sampler.steps())
+    budget = 60.0 * train_config.max_minutes
+    done_steps = 0
     best_key, best_weights, best_epoch, history = None, None, 0, []
     stopped = "epochs done"
     for epoch in range(1, train_config.epochs + 1):
-        if epoch > train_config.epochs * 2 // 3:
+        if train_config.schedule == "step" and epoch > train_config.epochs * 2 // 3:
             lr.assign(train_config.learning_rate * 0.1)  # fine phase: a lower rate settles the heads
         epoch_start = time.monotonic()
         losses = []
         for pixels, labels, seg_target in sampler.epoch():
+            if train_config.schedule == "cosine":
+                progress = min(1.0, max(done_steps / total_steps, (time.monotonic() - started) / budget))
+                lr.assign(train_config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress))))
+            done_steps += 1
             losses.append([float(v) for v in step(tf.constant(pixels), tf.constant(labels), tf.constant(seg_target))])
             if time.monotonic() > deadline:
                 break

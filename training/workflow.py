@@ -31,6 +31,7 @@ class Recipe:
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 0
     target_recall: Optional[float] = None
+    max_fpr: Optional[float] = None  # cap on the validation false-positive rate when choosing the threshold
 
 
 def train_and_export(
@@ -55,7 +56,7 @@ def train_and_export(
     )
     result = train(recipe.model, recipe.train, backbone, train_set, val_set, log)
     val_scores = predict_scores(result.scorer, val_set.images)
-    threshold, rule = metrics.choose_threshold(val_set.labels, val_scores, recipe.target_recall)
+    threshold, rule = metrics.choose_threshold(val_set.labels, val_scores, recipe.target_recall, max_fpr=recipe.max_fpr)
     report = {"validation": metrics.summary(val_set.labels, val_scores, threshold)}
     if holdout is not None:
         # Scored once, after every choice is made: the honest estimate.
