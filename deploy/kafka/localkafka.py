@@ -273,7 +273,7 @@ class LocalKafka:
         if (self.run_dir / "data" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        args = ["format", "--standalone", "-t", cluster_id, "-c", str(props)]
+        args = ["format", "--standalone", f"--cluster-id={cluster_id}", "-c", str(props)]
         if self._tls is not None:  # SCRAM users must exist before the first start
             for user, password in ((self._tls.broker_user, self._tls.broker_password),
                                    (self._tls.client_user, self._tls.client_password)):
