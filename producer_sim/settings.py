@@ -38,6 +38,8 @@ class SimSettings(KafkaClientSettings):
                                         "(unset: all).")
     defect_rate: Optional[float] = Field(None, ge=0, le=1, description="Fraction of frames showing a defect. Synthetic "
                                          "default 0.1; labelled folders are sampled to match it (unset: folder's mix).")
+    defect_scale: float = Field(1.0, ge=1, le=8, description="Synthetic defect size: 1 = DAGM-like thin scratches; "
+                                "larger widens and lengthens them (the quick demo model is trained at 4).")
     seed: int = Field(0, description="Seed for the synthetic images, the frame pool order and corrupt frames.")
     pool_size: int = Field(200, ge=1, le=100000, description="Frames encoded once at start and cycled through, so "
                            "encoding never limits the publish rate.")

@@ -84,7 +84,8 @@ def _synthetic_images(settings: SimSettings) -> tuple[list[tuple[np.ndarray, Opt
 
     rate = SYNTHETIC_DEFECT_RATE if settings.defect_rate is None else settings.defect_rate
     size = _size(settings) or SYNTHETIC_SIZE
-    gen = SyntheticFrames(seed=settings.seed, size=size, defect_rate=rate)
+    gen = SyntheticFrames(seed=settings.seed, size=size, defect_rate=rate,
+                          defect_scale=settings.defect_scale)
     samples = (gen.sample(i) for i in range(settings.pool_size))
     images = [(s.image, s.label, f"synthetic#{i}") for i, s in enumerate(samples)]
     return images, f"synthetic {size[1]}x{size[0]} defect_rate={rate} seed={settings.seed}"

@@ -33,6 +33,8 @@ class DemoSettings(BaseSettings):
     cameras_per_line: int = Field(2, ge=1, le=20, description="Simulated cameras per line.")
     fps: float = Field(2.0, gt=0, le=200, description="Frames per second per camera (4 cameras x 2 = 8 frames/s: "
                        "the quick model judges about 7-12 frames/s on 2 busy CPU cores, so it keeps up).")
+    defect_scale: float = Field(4.0, ge=1, le=8, description="Synthetic defect size; the quick demo model is "
+                                "trained on defect scale 4 (see docs/training.md).")
     defect_rate: float = Field(0.05, ge=0, le=1, description="Fraction of simulated frames showing a defect.")
     corrupt_rate: float = Field(0.02, ge=0, le=1, description="Fraction of frames replaced by a corrupt frame "
                                 "(they go to the dead-letter topic).")
