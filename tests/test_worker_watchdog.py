@@ -55,3 +55,25 @@ def test_stalled_consumer_is_reported_nudged_and_unhealthy_until_it_polls(kafka_
         assert health.live()[0]
     finally:
         consumer.close(autocommit=False)
+
+
+def test_consumer_outside_the_group_too_long_is_marked_for_replacement(kafka_bootstrap, new_topic, new_group):
+    """The rejoin hang (member never STABLE again) is not cured by a nudge: the watchdog asks for a
+    fresh consumer, but only after rebuild_after_s and never for a stable member that is merely paused."""
+    topic = new_topic(1, "rejoin")
+    produce_frames(kafka_bootstrap, topic, range(5))
+    stuck = KafkaConsumer(bootstrap_servers=[kafka_bootstrap], group_id=new_group(), enable_auto_commit=False)
+    try:  # a consumer that never joins its group: the same state as the hang (not STABLE, nothing assigned)
+        health = Health(WorkerMetrics(CollectorRegistry()))
+        dog = ConsumerWatchdog(stuck, OffsetTracker(), health, nudge_after_s=0.2, stall_after_s=0.4,
+                               rebuild_after_s=0.6)
+        assert dog.member_state() not in ("STABLE", "")
+        assert dog.check({}) is False  # too early
+        time.sleep(0.3)
+        assert dog.check({}) is False  # nudged, not yet replaced
+        time.sleep(0.4)
+        assert dog.check({}) is True
+        dog.watch(stuck)  # a replacement's own join is not a stall
+        assert dog.check({}) is False
+    finally:
+        stuck.close(autocommit=False)

@@ -82,7 +82,6 @@ class Worker:
         eos = s.processing_guarantee == "exactly_once"
         producer = KafkaProducer(**producer_kwargs(s, transactional=eos))
         publisher = (TransactionalPublisher if eos else AtLeastOncePublisher)(producer, tracker, self.metrics)
-        consumer = KafkaConsumer(**consumer_kwargs(s))
         items: "queue.Queue" = queue.Queue()
         pool = ThreadPoolExecutor(max_workers=s.decode_threads, thread_name_prefix="decode")
         batch_lock = threading.Lock()
@@ -96,7 +95,7 @@ class Worker:
                                                  m.input_width, s.size_mismatch_policy == "resize")
             return limits_cache[key]
 
-        loop = ConsumerLoop(s, consumer, items, pool, limits, tracker, publisher, self.metrics, self.health,
+        loop = ConsumerLoop(s, lambda: KafkaConsumer(**consumer_kwargs(s)), items, pool, limits, tracker, publisher, self.metrics, self.health,
                             batch_lock)
         inference = InferenceLoop(
             Batcher(items, s.max_batch_size, s.max_batch_wait_ms), models, publisher,
@@ -117,7 +116,7 @@ class Worker:
         except Exception:
             log.exception("consumer loop failed")
             failed = True
-        return self._shutdown(failed, loop, consumer, producer, publisher, inference, thread, items, pool,
+        return self._shutdown(failed, loop, loop.consumer, producer, publisher, inference, thread, items, pool,
                               tracker.in_flight)
 
     def _shutdown(self, failed, loop, consumer, producer, publisher, inference, thread, items, pool,

@@ -55,11 +55,12 @@ def consumer_kwargs(settings: WorkerSettings) -> dict:
 class ConsumerLoop:
     """Polls frames into the pipeline until asked to stop."""
 
-    def __init__(self, settings: WorkerSettings, consumer: KafkaConsumer, items: "queue.Queue",
+    def __init__(self, settings: WorkerSettings, consumer_factory: Callable[[], KafkaConsumer], items: "queue.Queue",
                  pool: ThreadPoolExecutor, limits: Callable[[], DecodeLimits], tracker: OffsetTracker,
                  publisher, metrics: WorkerMetrics, health: Health, batch_lock: threading.Lock):
         self._s = settings
-        self._consumer = consumer
+        self._new_consumer = consumer_factory
+        self._consumer = consumer = consumer_factory()
         self._items = items
         self._pool = pool
         self._limits = limits
@@ -92,6 +93,38 @@ class ConsumerLoop:
             stop.wait(1.0)
         self._consumer.subscribe([self._s.frames_topic], listener=_Rebalance(self, self._consumer, self._metrics))
         self.watchdog.progress()  # the wait for the topic is not a stall
+
+    @property
+    def consumer(self) -> KafkaConsumer:
+        """The consumer in use (replaced when it hangs in a rejoin)."""
+        return self._consumer
+
+    def _replace_consumer(self) -> None:
+        """Swap a consumer stuck in a group rejoin for a fresh one; nothing is lost.
+
+        kafka-python 3.0 was seen (under load) to revoke every partition right after a join and never
+        finish the rejoin. A new consumer joins from the committed offsets; frames in flight are dropped
+        (their results are discarded) and redone, so at worst some are judged twice (at-least-once).
+        """
+        try:
+            fresh = self._new_consumer()
+        except KafkaError as exc:  # broker away: keep the old one, try again at the next check
+            log.warning("could not create a replacement consumer: %r", exc)
+            return
+        log.error("replacing the consumer: stuck outside the group (%s)", self.watchdog.describe(None))
+        old = self._consumer
+        with self._batch_lock:
+            self._tracker.revoke(set(self._tracker.tracked()))
+            self._rewind.clear()
+        self._health.partitions_assigned = False
+        try:
+            old.close(autocommit=False)
+        except Exception as exc:  # it is being abandoned anyway
+            log.warning("closing the stuck consumer failed: %r", exc)
+        self._consumer = fresh
+        self.watchdog.watch(fresh)
+        self._metrics.paused.set(0)
+        fresh.subscribe([self._s.frames_topic], listener=_Rebalance(self, fresh, self._metrics))
 
     def poll_once(self) -> int:
         """One iteration: back-pressure, poll, dispatch, commit, lag. Returns records polled."""
@@ -170,9 +203,12 @@ class ConsumerLoop:
                 lags[tp] = (position, end)
         except KafkaError as exc:
             log.warning("consumer lag refresh failed: %r", exc)
-            self.watchdog.check(None)
+            if self.watchdog.check(None):
+                self._replace_consumer()
             return
-        self.watchdog.check(lags)
+        if self.watchdog.check(lags):
+            self._replace_consumer()
+            return
         for gone in self._lag_labels - labels:
             self._metrics.consumer_lag.remove(*gone)
         self._lag_labels = labels

@@ -81,6 +81,11 @@ class OffsetTracker:
                 done.discard(head)
                 state.committable = head + 1
 
+    def tracked(self) -> list[TopicPartition]:
+        """Partitions currently tracked (assigned and not revoked)."""
+        with self._lock:
+            return list(self._parts)
+
     def in_flight(self) -> int:
         """Frames polled but not yet acknowledged, over all partitions."""
         with self._lock:

@@ -24,6 +24,9 @@ from worker.offsets import OffsetTracker
 log = logging.getLogger(__name__)
 
 NUDGE_AFTER_S = 15.0  # a healthy worker with frames waiting polls some within a second or two
+# A nudge does not cure kafka-python 3.0's rejoin hang (member stuck in REBALANCING with nothing
+# assigned): after this long the consumer loop replaces the consumer with a fresh one.
+REBUILD_AFTER_S = 30.0
 STALL_AFTER_S = 60.0  # then /healthz says 503 (the liveness probe restarts the pod after a few)
 
 
@@ -31,12 +34,14 @@ class ConsumerWatchdog:
     """Tracks consumer progress; see the module docstring."""
 
     def __init__(self, consumer: KafkaConsumer, tracker: OffsetTracker, health: Health,
-                 nudge_after_s: float = NUDGE_AFTER_S, stall_after_s: float = STALL_AFTER_S):
+                 nudge_after_s: float = NUDGE_AFTER_S, stall_after_s: float = STALL_AFTER_S,
+                 rebuild_after_s: float = REBUILD_AFTER_S):
         self._consumer = consumer
         self._tracker = tracker
         self._health = health
         self._nudge_after_s = nudge_after_s
         self._stall_after_s = stall_after_s
+        self._rebuild_after_s = rebuild_after_s
         self._last_progress = time.monotonic()
         self._last_in_flight = 0
         self._next_nudge: Optional[float] = None
@@ -49,8 +54,18 @@ class ConsumerWatchdog:
             log.info("consumer makes progress again")
             self._health.consumer_stall = ""
 
-    def check(self, lags: Optional[dict[TopicPartition, tuple[int, int]]]) -> None:
-        """After a lag refresh: `lags` maps each assigned partition to (position, end offset); None if unknown."""
+    def watch(self, consumer: KafkaConsumer) -> None:
+        """Watch a replacement consumer; its (re)join is not a stall."""
+        self._consumer = consumer
+        self._next_nudge = None
+        self._last_progress = time.monotonic()
+
+    def check(self, lags: Optional[dict[TopicPartition, tuple[int, int]]]) -> bool:
+        """After a lag refresh: `lags` maps each assigned partition to (position, end offset); None if unknown.
+
+        Returns True when the consumer should be replaced: stuck outside a stable group membership
+        for REBUILD_AFTER_S (the rejoin hang; nudging cannot help there).
+        """
         in_flight = self._tracker.in_flight()
         finished = in_flight < self._last_in_flight
         self._last_in_flight = in_flight
@@ -58,11 +73,11 @@ class ConsumerWatchdog:
         member = self.member_state()
         if finished or (not waiting and member in ("STABLE", "")):
             self.progress()
-            return
+            return False
         now = time.monotonic()
         silent = now - self._last_progress
         if silent < self._nudge_after_s:
-            return
+            return False
         why = (f"no frames polled for {silent:.0f}s while {waiting} wait on the broker" if waiting
                else f"not a stable consumer-group member for {silent:.0f}s (state {member})")
         if self._next_nudge is None or now >= self._next_nudge:
@@ -70,6 +85,7 @@ class ConsumerWatchdog:
             log.warning("consumer stalled: %s; %s; nudging it (resume + re-seek)", why, self.describe(lags))
             self._nudge(lags or {})
         self._health.consumer_stall = f"consumer stalled: {why}" if silent >= self._stall_after_s else ""
+        return silent >= self._rebuild_after_s and member not in ("STABLE", "")
 
     def member_state(self) -> str:
         """The group coordinator's member state (STABLE, REBALANCING, UNJOINED); '' if unknown."""
