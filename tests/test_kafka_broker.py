@@ -36,9 +36,10 @@ def _pid_gone(pid: int, timeout_s: float) -> bool:
     return False
 
 
+@pytest.mark.skipif(bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS")),
+                    reason="KAFKA_BOOTSTRAP_SERVERS names an external broker; this test restarts the local one")
 def test_restart_keeps_topics_and_records(kafka_broker, kafka_client_kwargs, new_topic, new_group):
-    if kafka_broker is None:
-        pytest.skip("KAFKA_BOOTSTRAP_SERVERS names an external broker; this test restarts the local one")
+    assert kafka_broker is not None, "the local broker must be running to be restarted"
     topic = new_topic(partitions=2)
     producer = KafkaProducer(**kafka_client_kwargs, acks="all")
     for i in range(20):
