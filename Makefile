@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-KAFKA := $(PY) deploy/kafka/localkafka.py
+KAFKA := $(PY) -m line_harness.kafka
 KAFKA_PORT ?= 9092
 KAFKA_SECURITY ?= plaintext
 PARTITIONS ?= 6
@@ -36,22 +36,22 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 kafka-jars: ## fetch the Kafka broker jars with Maven (skipped when present)
-	@$(PYTHON) deploy/kafka/localkafka.py fetch
+	@$(PYTHON) -m line_harness.kafka fetch
 
 kafka-start: setup kafka-jars ## start the local broker in the background (KAFKA_PORT, KAFKA_SECURITY=plaintext|sasl_ssl)
 	$(KAFKA) start --port $(KAFKA_PORT) --security $(KAFKA_SECURITY)
 
 kafka-stop: ## stop the local broker (also a stale one)
-	@$(PYTHON) deploy/kafka/localkafka.py stop
+	@$(PYTHON) -m line_harness.kafka stop
 
 kafka-status: ## is the local broker running?
-	@$(PYTHON) deploy/kafka/localkafka.py status
+	@$(PYTHON) -m line_harness.kafka status
 
 kafka-topics: setup ## create the line's topics on the local broker (PARTITIONS)
 	$(KAFKA) create-topics --partitions $(PARTITIONS)
 
 kafka-logs: ## tail of the local broker's log
-	@$(PYTHON) deploy/kafka/localkafka.py logs
+	@$(PYTHON) -m line_harness.kafka logs
 
 tools: ## helm (built with Go into tools/bin) and promtool/prometheus (apt) when missing
 	bash deploy/tools/install.sh
@@ -97,10 +97,10 @@ bench-pacing: setup ## simulator pacing check, 6 cameras x 30 fps x 60 s, on a r
 	$(PY) -m producer_sim.bench_pacing --bootstrap-servers $(BOOTSTRAP)
 
 dashboards: setup ## regenerate the Grafana dashboards and the chart's copies of rules and dashboards
-	$(PY) deploy/grafana/build.py && $(PY) deploy/tools/sync_chart_files.py
+	$(PY) -m line_harness.grafana.build && $(PY) -m line_harness.tools.sync_chart_files
 
 clean: ## stop the local broker, remove run/ (broker data, logs, demo output) and caches
-	-@$(PYTHON) deploy/kafka/localkafka.py stop
+	-@$(PYTHON) -m line_harness.kafka stop
 	rm -rf run build .pytest_cache
 
 distclean: clean ## also remove .venv, the Kafka jars and tools/

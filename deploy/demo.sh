@@ -21,4 +21,4 @@ fi
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 # exec: the Python orchestrator receives Ctrl-C/SIGTERM itself and stops every process group it
 # started (its children also die with it if it is SIGKILLed).
-exec "${python}" "${repo_root}/deploy/demo/demo_run.py"
+exec "${python}" -m line_harness.demo.run

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-from line_contracts.settings import SettingsError, env_name, load_settings, settings_table
+from line_runtime.settings import SettingsError, env_name, load_settings, settings_table
 from producer_sim.settings import SimSettings
 
 EXIT_OK, EXIT_LOST, EXIT_BAD_INPUT, EXIT_KAFKA = 0, 1, 2, 3

@@ -10,7 +10,7 @@ from typing import Optional, TextIO
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
-from line_contracts.kafka_check import KafkaConnectError, check_kafka_connection
+from line_runtime.kafka_check import KafkaConnectError, check_kafka_connection
 from producer_sim.cli import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST, EXIT_OK
 from producer_sim.run import LineRun, format_summary
 from producer_sim.settings import SimSettings

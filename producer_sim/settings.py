@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from line_contracts import topics
 from line_contracts.frame import Encoding
-from line_contracts.settings import KafkaClientSettings
+from line_runtime.settings import KafkaClientSettings
 
 LoadShapeName = Literal["steady", "ramp", "burst"]
 

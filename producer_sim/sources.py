@@ -80,7 +80,7 @@ def _size(settings: SimSettings) -> Optional[tuple[int, int]]:
 
 
 def _synthetic_images(settings: SimSettings) -> tuple[list[tuple[np.ndarray, Optional[int], str]], str]:
-    from training.synthetic import SyntheticFrames
+    from surface_images.synthetic import SyntheticFrames
 
     rate = SYNTHETIC_DEFECT_RATE if settings.defect_rate is None else settings.defect_rate
     size = _size(settings) or SYNTHETIC_SIZE
@@ -115,7 +115,7 @@ def _pick(items: list, settings: SimSettings) -> list:
 
 
 def _folder_images(settings: SimSettings) -> tuple[list[tuple[np.ndarray, Optional[int], str]], str]:
-    from training.datasets import DatasetError, discover
+    from surface_images.datasets import DatasetError, discover
 
     root = Path(settings.source_dir)
     if not root.is_dir():

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "deploy" / "kafka"))
-
-from localkafka import LocalKafka, fetch_jars  # noqa: E402
-from localkafka_topics import TopicSpec, create_topics  # noqa: E402
+from line_harness.kafka.broker import LocalKafka, fetch_jars  # noqa: E402
+from line_harness.kafka.topics import TopicSpec, create_topics  # noqa: E402
+from line_harness.paths import REPO
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -70,7 +67,7 @@ def kafka_client_kwargs(kafka_broker) -> dict:
     """kafka-python keyword arguments (bootstrap + security) for the broker in use."""
     if kafka_broker is not None:
         return kafka_broker.client_kwargs()
-    from line_contracts.settings import KafkaClientSettings, load_settings
+    from line_runtime.settings import KafkaClientSettings, load_settings
     return load_settings(KafkaClientSettings).kafka_client_kwargs()  # reads KAFKA_* from the environment
 
 

@@ -108,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    from line_runtime.model import ModelLoadError
     from training.commands import run_command
     from training.export import ExportError
-    from training.serving import ModelLoadError
 
     try:
         return run_command(args, _log)

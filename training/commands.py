@@ -58,7 +58,7 @@ def _recipe(args: argparse.Namespace, name: str):
 
 
 def _train_dagm(args: argparse.Namespace, log: Log) -> int:
-    from training.datasets import discover, read_grayscale, summary
+    from surface_images.datasets import discover, read_grayscale, summary
     from training.pipeline import load_images
     from training.train import configure_threads
     from training.workflow import train_and_export
@@ -80,8 +80,8 @@ def _train_dagm(args: argparse.Namespace, log: Log) -> int:
 
 
 def _quick_demo(args: argparse.Namespace, log: Log) -> int:
+    from surface_images.synthetic import SyntheticFrames
     from training.pipeline import load_synthetic
-    from training.synthetic import SyntheticFrames
     from training.train import configure_threads
     from training.workflow import train_and_export
 
@@ -92,7 +92,7 @@ def _quick_demo(args: argparse.Namespace, log: Log) -> int:
     log(f"generated {len(data)} synthetic frames ({int(data.labels.sum())} defective) in {time.monotonic() - started:.0f}s")
     backbone = _backbone(args, log)
     summary = {"images": len(data), "defective": int(data.labels.sum()), "ok": int(len(data) - data.labels.sum()),
-               "source": f"training.synthetic.SyntheticFrames(seed={args.seed}, size={tuple(args.frame_size)}, defect_scale={args.defect_scale:g})"}
+               "source": f"surface_images.synthetic.SyntheticFrames(seed={args.seed}, size={tuple(args.frame_size)}, defect_scale={args.defect_scale:g})"}
     train_and_export(_recipe(args, args.name), data, backbone, args.out, tuple(args.frame_size), summary, args.version, log)
     log(f"total wall time {time.monotonic() - started:.0f}s")
     return 0

@@ -1,6 +1,6 @@
 """`python -m training evaluate`: score a labelled data set with an exported model version.
 
-Uses the same loader as the worker (training.serving), so the numbers describe what the line
+Uses the same loader as the worker (line_runtime.model), so the numbers describe what the line
 will do. Recall and false-positive rate are at the model's own stored threshold.
 """
 
@@ -14,9 +14,9 @@ from typing import Callable, Optional
 import cv2
 import numpy as np
 
+from line_runtime.model import ModelLoadError, latest_version, load_model
+from surface_images.datasets import DatasetError, discover
 from training import metrics
-from training.datasets import DatasetError, discover
-from training.serving import ModelLoadError, latest_version, load_model
 
 REQUIRED_KEYS = ("roc_auc", "pr_auc", "accuracy", "recall", "precision", "false_positive_rate", "threshold", "n_images", "n_defective")
 

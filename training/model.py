@@ -41,7 +41,6 @@ class ModelConfig:
 
 def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
     """Return (training model -> [score, seg_logits or None], scorer -> score) sharing weights."""
-    import tensorflow as tf
     import tf_keras as keras
 
     if config.design not in DESIGNS:

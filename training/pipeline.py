@@ -13,8 +13,8 @@ from typing import Iterator, Optional, Sequence
 import cv2
 import numpy as np
 
-from training.datasets import LabeledImage
-from training.synthetic import SyntheticFrames
+from surface_images.datasets import LabeledImage
+from surface_images.synthetic import SyntheticFrames
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from surface_images.datasets import LabeledImage
 from training import metrics
-from training.datasets import LabeledImage
 
 GALLERY_MAX = 24
 

@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import Optional
 
-from line_contracts.settings import SettingsError, load_settings, settings_table
+from line_runtime.settings import SettingsError, load_settings, settings_table
 from worker.settings import WorkerSettings
 
 EXIT_BAD_SETTINGS = 2

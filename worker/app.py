@@ -17,7 +17,7 @@ from typing import Optional
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client import CollectorRegistry
 
-from line_contracts.kafka_check import KafkaConnectError, check_kafka_connection
+from line_runtime.kafka_check import KafkaConnectError, check_kafka_connection
 from worker.batching import END_OF_STREAM, Batcher
 from worker.consumer import ConsumerLoop, consumer_kwargs
 from worker.decode import DecodeLimits

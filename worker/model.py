@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from training.serving import LoadedModel, gpu_visible, latest_version, load_model
+from line_runtime.model import LoadedModel, gpu_visible, latest_version, load_model
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
 

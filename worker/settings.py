@@ -9,8 +9,8 @@ from typing import Literal, Optional
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from line_contracts.settings import KafkaClientSettings
 from line_contracts.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, RESULTS_TOPIC, WORKER_GROUP
+from line_runtime.settings import KafkaClientSettings
 
 
 class WorkerSettings(KafkaClientSettings):

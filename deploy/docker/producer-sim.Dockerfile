@@ -1,8 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # producer_sim image (simulated cameras / load generator), built from the repository root:
 #   docker build -f deploy/docker/producer-sim.Dockerfile -t line-inspection/producer-sim:0.1.0 .
-# It needs no TensorFlow: the project is installed without dependencies and only the simulator's own
-# (producer-sim.requirements.txt, checked against its imports by tests/test_images.py) are added.
+# It needs no TensorFlow: the project's base dependencies plus its `simulator` extra (pyproject.toml).
 # Real images instead of synthetic ones: mount a folder and set SIM_SOURCE_DIR.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -11,14 +10,12 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY deploy/docker/producer-sim.requirements.txt ./
-RUN pip install -r producer-sim.requirements.txt
 COPY pyproject.toml README.md ./
 COPY line_contracts ./line_contracts
-COPY worker ./worker
+COPY line_runtime ./line_runtime
+COPY surface_images ./surface_images
 COPY producer_sim ./producer_sim
-COPY training ./training
-RUN pip install --no-deps . \
+RUN pip install ".[simulator]" \
  && pip uninstall -y pip setuptools wheel
 
 FROM ${PYTHON_IMAGE} AS producer-sim

@@ -15,21 +15,21 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# Only the worker and the layers below it: no training, no simulator (docs/architecture.md).
 COPY line_contracts ./line_contracts
+COPY line_runtime ./line_runtime
 COPY worker ./worker
-COPY producer_sim ./producer_sim
-COPY training ./training
 
 FROM build-base AS build-cpu
 ARG TF_VERSION
-# The plain tensorflow wheel runs on CPU; ai-edge-litert (a project dependency) is the fast CPU path.
-RUN pip install "tensorflow==${TF_VERSION}" . \
+# LiteRT only: the CPU worker serves the model's LiteRT twin and never imports TensorFlow.
+RUN pip install ".[worker-cpu]" \
  && pip uninstall -y pip setuptools wheel
 
 FROM build-base AS build-gpu
 ARG TF_VERSION
 # TensorFlow's GPU build: the and-cuda extra brings CUDA and cuDNN as wheels; the node supplies the driver.
-RUN pip install "tensorflow[and-cuda]==${TF_VERSION}" . \
+RUN pip install "tensorflow[and-cuda]==${TF_VERSION}" ".[worker-gpu]" \
  && pip uninstall -y pip setuptools wheel
 
 # ---- runtime: slim Python, a non-root user, the virtualenv, optionally a model. No compiler, no pip.

@@ -1,0 +1,1 @@
+"""chaos part of the local harness."""

@@ -1,0 +1,1 @@
+"""demo part of the local harness."""

@@ -1,0 +1,1 @@
+"""grafana part of the local harness."""

@@ -1,0 +1,117 @@
+"""The data set reader: DAGM official and development layouts, folder-per-class, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from line_harness.paths import REPO
+from surface_images.datasets import DatasetError, discover, summary
+from surface_images.synthetic import SyntheticFrames
+
+DAGM = REPO.parent / "shared" / "datasets" / "dagm2007"  # ../shared beside the checkout, as CI lays it
+
+
+def _write_images(folder: Path, names: list[str], seed: int = 0) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    frames = SyntheticFrames(seed=seed, size=(64, 64), defect_rate=0.5)
+    samples = []
+    for i, name in enumerate(names):
+        sample = frames.sample(i)
+        cv2.imwrite(str(folder / name), sample.image)
+        samples.append(sample)
+    return samples
+
+
+def _official(root: Path, split: str = "Train", n: int = 4) -> Path:
+    split_dir = root / "Class3" / split
+    samples = _write_images(split_dir, [f"{i:04d}.PNG" for i in range(1, n + 1)])
+    rows = ["1"]
+    for i, s in enumerate(samples, start=1):
+        if s.label:
+            cv2.imwrite(str(split_dir / "Label" / f"{i:04d}_label.PNG"), s.mask) if (split_dir / "Label").mkdir(exist_ok=True) is None else None
+            rows.append(f"{i}\t1\t{i:04d}.PNG\t0\t{i:04d}_label.PNG\t")
+        else:
+            rows.append(f"{i}\t0\t{i:04d}.PNG\t0\t0\t")
+    (split_dir / "Label").mkdir(exist_ok=True)
+    (split_dir / "Label" / "Labels.txt").write_text("\n".join(rows) + "\n")
+    return split_dir
+
+
+def test_official_layout_from_root_class_or_split_folder(tmp_path):
+    split_dir = _official(tmp_path, "Train")
+    _official(tmp_path, "Test")
+    both = discover(tmp_path)
+    assert len(both) == 8
+    train = discover(tmp_path, "train")
+    assert len(train) == 4 and all(it.group == "Class3/Train" for it in train)
+    assert len(discover(tmp_path / "Class3", "Test")) == 4
+    assert [it.path.name for it in discover(split_dir)] == [it.path.name for it in train]
+    defect = next(it for it in train if it.label == 1)
+    assert defect.mask_path is not None and defect.read_mask((64, 64)).max() == 255
+    assert defect.read().shape == (64, 64)
+    ok = next(it for it in train if it.label == 0)
+    assert ok.mask_path is None and not ok.read_mask((64, 64)).any()
+
+
+def test_development_layout_with_ellipses(tmp_path):
+    _write_images(tmp_path / "Class1", ["1.png", "2.png"])
+    _write_images(tmp_path / "Class1_def", ["1.png", "2.png"], seed=1)
+    (tmp_path / "Class1_def" / "labels.txt").write_text("1\t10\t4\t0.5\t30\t30\n2\t8\t3\t1.0\t20\t40\n")
+    found = discover(tmp_path)
+    assert summary(found)["defective"] == 2 and summary(found)["ok"] == 2
+    mask = next(it for it in found if it.label == 1).read_mask((64, 64))
+    assert mask[30, 30] == 255 and mask[0, 0] == 0
+
+
+def test_folder_per_class_and_plain_folder(tmp_path):
+    _write_images(tmp_path / "tree" / "defect", ["a.png"])
+    _write_images(tmp_path / "tree" / "ok", ["b.png", "c.jpg"])
+    found = discover(tmp_path / "tree")
+    assert sorted(it.label for it in found) == [0, 0, 1]
+    _write_images(tmp_path / "plain", ["x.png", "y.png"])
+    assert [it.label for it in discover(tmp_path / "plain")] == [None, None]
+
+
+def test_bad_inputs_name_the_path_and_the_expectation(tmp_path):
+    with pytest.raises(DatasetError, match="no such folder.*expected"):
+        discover(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images found"):
+        discover(tmp_path / "empty")
+    split_dir = _official(tmp_path / "dagm")
+    (split_dir / "0002.PNG").unlink()
+    with pytest.raises(DatasetError, match=r"Labels.txt:3 names .*0002.PNG, which does not exist"):
+        discover(tmp_path / "dagm")
+    with pytest.raises(DatasetError, match="split folder named 'Valid'"):
+        _official(tmp_path / "dagm2"), discover(tmp_path / "dagm2", "Valid")
+    (split_dir / "Label" / "Labels.txt").write_text("1\n1\tyes\n")
+    with pytest.raises(DatasetError, match="expected 'id flag"):
+        discover(tmp_path / "dagm")
+
+
+def test_unreadable_and_colour_images_are_rejected(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    colour = np.zeros((8, 8, 3), np.uint8)
+    colour[..., 2] = 200
+    cv2.imwrite(str(folder / "colour.png"), colour)
+    cv2.imwrite(str(folder / "deep.png"), np.zeros((8, 8), np.uint16))
+    items = {it.path.name: it for it in discover(folder)}
+    with pytest.raises(DatasetError, match="broken.png: cannot decode"):
+        items["broken.png"].read()
+    with pytest.raises(DatasetError, match="colour.png: colour image"):
+        items["colour.png"].read()
+    with pytest.raises(DatasetError, match="deep.png: uint16"):
+        items["deep.png"].read()
+
+
+@pytest.mark.skipif(not DAGM.is_dir(), reason="real DAGM class-8 images not present on this machine")
+def test_real_dagm_class8_layout_is_read():
+    found = discover(DAGM, "Train")
+    assert summary(found)["images"] == 500 and summary(found)["defective"] == 150
+    assert all(it.mask_path is not None for it in found if it.label == 1)

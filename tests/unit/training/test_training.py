@@ -1,0 +1,134 @@
+"""Training on synthetic frames, the hub loading path, the threshold rule and the evaluate report."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2
+import numpy as np
+import pytest
+
+from surface_images.synthetic import SyntheticFrames
+from training import metrics
+from training.evaluate import REQUIRED_KEYS, evaluate
+from training.tiny_model import build_tiny_model
+
+
+def test_choose_threshold_minimises_dagm_cost_with_margin():
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.8, 0.9])
+    threshold, rule = metrics.choose_threshold(labels, scores)
+    assert 0.4 < threshold < 0.8 and "DAGM cost" in rule
+    # one defect scores among the ok frames: missing it costs 20, two false alarms cost 2
+    scores = np.array([0.1, 0.2, 0.5, 0.6, 0.55, 0.9])
+    threshold, _ = metrics.choose_threshold(labels, scores)
+    result = metrics.at_threshold(labels, scores, threshold)
+    assert result["fn"] == 0 and result["fp"] == 1
+    threshold, rule = metrics.choose_threshold(labels, np.array([0.1, 0.2, 0.3, 0.7, 0.6, 0.9]), target_recall=0.5)
+    assert 0.7 < threshold < 0.9 and "recall" in rule
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.choose_threshold(np.zeros(3), np.ones(3))
+
+
+def test_choose_threshold_caps_the_false_positive_rate():
+    labels = np.array([0] * 10 + [1] * 4)
+    scores = np.r_[np.linspace(0.05, 0.5, 8), 0.62, 0.7, 0.6, 0.65, 0.8, 0.9]
+    # uncapped, the 20:1 cost buys back two defects with two false alarms (FPR 0.2)
+    uncapped = metrics.at_threshold(labels, scores, metrics.choose_threshold(labels, scores)[0])
+    assert uncapped["fn"] == 0 and uncapped["fp"] == 2
+    threshold, rule = metrics.choose_threshold(labels, scores, max_fpr=0.1)
+    capped = metrics.at_threshold(labels, scores, threshold)
+    assert capped["false_positive_rate"] <= 0.1 and capped["fn"] == 1 and "false-positive rate <= 0.1" in rule
+    # a recall target the cap cannot meet gives way to the cap
+    threshold, _ = metrics.choose_threshold(labels, scores, target_recall=1.0, max_fpr=0.0)
+    assert metrics.at_threshold(labels, scores, threshold)["fp"] == 0
+
+
+def test_metrics_match_hand_computed_values():
+    labels = np.array([0, 0, 1, 1])
+    scores = np.array([0.1, 0.6, 0.4, 0.9])
+    assert metrics.roc_auc(labels, scores) == pytest.approx(0.75)
+    assert metrics.pr_auc(labels, scores) == pytest.approx((1.0 + 2 / 3) / 2)
+    at = metrics.at_threshold(labels, scores, 0.5)
+    assert (at["tp"], at["fp"], at["fn"], at["tn"]) == (1, 1, 1, 1)
+    assert at["false_positive_rate"] == 0.5 and at["dagm_cost"] == 21
+
+
+def _folder_dataset(root, count, size, seed):
+    frames = SyntheticFrames(seed=seed, size=size)
+    for i in range(count):
+        s = frames.sample(i)
+        folder = root / ("defect" if s.label else "ok")
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{i:04d}.png"), s.image)
+    return root
+
+
+def test_evaluate_writes_metrics_and_report(tmp_path):
+    model = build_tiny_model(tmp_path / "models", input_size=(96, 96))
+    data = _folder_dataset(tmp_path / "data", 24, (96, 96), seed=5)
+    result = evaluate(tmp_path / "models", data, None, tmp_path / "report", backend="litert", log=lambda _: None)
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    for key in REQUIRED_KEYS:
+        assert key in saved, key
+    assert saved["n_images"] == 24 and saved["threshold"] == 0.5
+    assert saved["model"]["path"] == str(model)
+    assert 0 <= saved["roc_auc"] <= 1 and result["accuracy"] == saved["accuracy"]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "roc.png" in html and (tmp_path / "report" / "confusion_matrix.png").is_file()
+    assert len(list((tmp_path / "report" / "misclassified").glob("*.png"))) == min(len(saved["misclassified"]), 24)
+
+
+def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path, capsys):
+    from training.cli import main
+
+    build_tiny_model(tmp_path / "m", input_size=(64, 64))
+    status = main(["evaluate", "--model", str(tmp_path / "m"), "--data", str(tmp_path / "nope"), "--report", str(tmp_path / "r")])
+    assert status == 2 and "nope: no such folder" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small_backbone(tmp_path_factory):
+    from training.backbone import build_backbone
+
+    # stride4 = stem + first two MBConv stages: the cheapest real EfficientNet-B0 cut
+    return build_backbone(tmp_path_factory.mktemp("backbone") / "b0_stride4", "stride4")
+
+
+def test_hub_loading_path_with_a_local_backbone(small_backbone):
+    from training.backbone import backbone_info, hub_layer
+
+    info = backbone_info(small_backbone.handle)
+    assert (info.variant, info.output_stride, info.channels, info.input_range) == ("stride4", 4, 24, "0-255")
+    layer = hub_layer(info, trainable=True)
+    features = layer(np.zeros((2, 64, 96, 3), np.float32))
+    assert tuple(features.shape) == (2, 16, 24, 24)
+    assert layer.trainable_weights and "hub" in type(layer).__module__
+    assert backbone_info("https://example.invalid/efficientnet/b0/feature-vector/1").input_range == "0-1"
+    with pytest.raises(FileNotFoundError, match="build-backbone"):
+        backbone_info("no/such/folder")
+
+
+def test_tiny_training_run_beats_95_percent_on_held_out_synthetic(small_backbone):
+    import time
+
+    from training.model import ModelConfig
+    from training.pipeline import load_synthetic
+    from training.train import TrainConfig, predict_scores, train
+
+    started = time.monotonic()
+    size = (128, 128)  # frames; training sees 64x64 crops at native resolution, as on DAGM
+    train_set = load_synthetic(SyntheticFrames(seed=1, size=size), 0, 480, size)
+    val_set = load_synthetic(SyntheticFrames(seed=2, size=size), 0, 160, size)
+    holdout = load_synthetic(SyntheticFrames(seed=3, size=size), 0, 200, size)
+    config = TrainConfig(epochs=10, learning_rate=2e-3, crop=64, patience=10, max_minutes=1.25, seed=0)
+    result = train(ModelConfig(model_height=128, model_width=128), config, small_backbone, train_set, val_set, log=print)
+    threshold, _ = metrics.choose_threshold(val_set.labels, predict_scores(result.scorer, val_set.images), fn_cost=1.0)
+    held_out = metrics.summary(holdout.labels, predict_scores(result.scorer, holdout.images), threshold)
+    print(held_out)
+    assert time.monotonic() - started < 120
+    assert held_out["accuracy"] > 0.95
