@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from line_runtime.settings import SettingsError, env_name, load_settings, settings_table
+from producer_sim.exit_codes import EXIT_BAD_INPUT
 from producer_sim.settings import SimSettings
-
-EXIT_OK, EXIT_LOST, EXIT_BAD_INPUT, EXIT_KAFKA = 0, 1, 2, 3
 
 COMMON = [("--bootstrap-servers", "kafka_bootstrap_servers", str),
           ("--connect-timeout", "kafka_connect_timeout_s", float),

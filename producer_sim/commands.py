@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 
 from line_runtime.kafka_check import KafkaConnectError, check_kafka_connection
-from producer_sim.cli import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST, EXIT_OK
+from producer_sim.exit_codes import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST, EXIT_OK
 from producer_sim.run import LineRun, format_summary
 from producer_sim.settings import SimSettings
 from producer_sim.sources import SourceError, build_pool

@@ -18,7 +18,8 @@ from kafka import KafkaConsumer
 from line_contracts.frame import FRAME_SCHEMA_VERSION, Encoding, FrameHeaderError, FrameHeaders, TruthLabel, frame_key
 from line_harness.paths import REPO
 from line_runtime.settings import SettingsError
-from producer_sim.cli import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST, _settings, build_parser, main
+from producer_sim.cli import _settings, build_parser, main
+from producer_sim.exit_codes import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST
 from producer_sim.commands import open_producer
 from producer_sim.run import LineRun
 from producer_sim.settings import SimSettings

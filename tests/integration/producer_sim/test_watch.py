@@ -13,7 +13,7 @@ from kafka import KafkaProducer
 
 from line_contracts.events import DeadLetterReason
 from line_harness.sample_events import TRUTH_STREAM, make_dead_letter, make_event
-from producer_sim.cli import EXIT_LOST
+from producer_sim.exit_codes import EXIT_LOST
 
 SIM = [sys.executable, "-m", "producer_sim", "watch"]
 
