@@ -194,17 +194,37 @@ def _read_dev_defects(defect_dir: Path) -> list[LabeledImage]:
 
 
 def _discover_per_class(root: Path, split: str | None) -> Optional[list[LabeledImage]]:
-    """defect/ and ok/ folders, directly under root or under root/<split>/."""
+    """defect/ and ok/ folders, directly under root or under root/<split>/; optional masks/.
+
+    masks/ (beside defect/ and ok/) may hold a mask for any defective image, named like the
+    image (`defect/0042.jpg` -> `masks/0042.png` or `masks/0042_label.png`); partial coverage
+    is fine. A mask that names no defective image is an error (a typo would silently drop it).
+    """
     base = root
     if split is not None and _child(root, split) is not None:
         base = _child(root, split)
     defect_dir, ok_dir = _child(base, "defect"), _child(base, "ok")
     if defect_dir is None and ok_dir is None:
         return None
+    masks = _masks_by_stem(_child(base, "masks"))
     found: list[LabeledImage] = []
     for folder, label in ((defect_dir, 1), (ok_dir, 0)):
         if folder is not None:
-            found.extend(LabeledImage(p, label, group=folder.name) for p in _images_in(folder))
+            found.extend(LabeledImage(p, label, masks.pop(p.stem, None) if label else None, group=folder.name) for p in _images_in(folder))
+    if masks:
+        orphan = sorted(masks.values())[0]
+        raise DatasetError(f"{orphan}: mask names no image in {defect_dir or base / 'defect'}; expected masks/<defect image name>.png "
+                           f"({len(masks)} such mask(s))")
+    return found
+
+
+def _masks_by_stem(folder: Optional[Path]) -> dict[str, Path]:
+    if folder is None:
+        return {}
+    found = {}
+    for p in _images_in(folder):
+        stem = p.stem[: -len("_label")] if p.stem.endswith("_label") else p.stem
+        found[stem] = p
     return found
 
 

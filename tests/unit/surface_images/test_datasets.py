@@ -115,3 +115,16 @@ def test_real_dagm_class8_layout_is_read():
     found = discover(DAGM, "Train")
     assert summary(found)["images"] == 500 and summary(found)["defective"] == 150
     assert all(it.mask_path is not None for it in found if it.label == 1)
+
+
+def test_folder_layout_takes_optional_masks_and_rejects_orphans(tmp_path):
+    _write_images(tmp_path / "d" / "defect", ["a.png", "b.png"])
+    _write_images(tmp_path / "d" / "ok", ["c.png"])
+    (tmp_path / "d" / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "d" / "masks" / "a_label.png"), np.full((64, 64), 255, np.uint8))
+    items = {it.path.name: it for it in discover(tmp_path / "d")}
+    assert items["a.png"].mask_path.name == "a_label.png" and items["a.png"].read_mask((64, 64)).all()
+    assert items["b.png"].mask_path is None and items["c.png"].mask_path is None  # partial coverage is fine
+    cv2.imwrite(str(tmp_path / "d" / "masks" / "zz.png"), np.zeros((64, 64), np.uint8))
+    with pytest.raises(DatasetError, match="zz.png: mask names no image"):
+        discover(tmp_path / "d")

@@ -1,0 +1,37 @@
+"""The image-level evidence-set generator: folder layout, sizes, formats, determinism."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from surface_images.datasets import discover
+from surface_images.make_set import KINDS, main, make_image, write_set
+
+
+def test_every_kind_marks_defective_images_and_leaves_ok_ones_clean():
+    for kind in KINDS:
+        ok = make_image(3, 0, kind, (60, 100), defective=False)
+        bad = make_image(3, 0, kind, (60, 100), defective=True)
+        assert ok.shape == bad.shape == (60, 100) and ok.dtype == np.uint8
+        assert np.array_equal(make_image(3, 0, kind, (60, 100), True), bad)  # pure function of (seed, index)
+        assert not np.array_equal(make_image(3, 1, kind, (60, 100), True), bad)
+
+
+def test_writes_a_folder_per_class_tree_that_discover_reads(tmp_path):
+    info = write_set(tmp_path / "set", "mixed", (48, 80), defective=3, ok=5, seed=1, fmt="png")
+    assert info["defect"] == 3 and info["ok"] == 5
+    items = discover(tmp_path / "set")
+    assert sorted(it.label for it in items) == [0] * 5 + [1] * 3
+    assert all(it.mask_path is None for it in items)  # image-level labels only
+    assert cv2.imread(str(items[0].path), cv2.IMREAD_UNCHANGED).shape == (48, 80)
+
+
+def test_command_line_writes_jpeg_of_the_requested_size(tmp_path, capsys):
+    assert main(["--kind", "cracks", "--size", "40x72", "--defective", "2", "--ok", "2", "--out", str(tmp_path / "s")]) == 0
+    files = sorted((tmp_path / "s" / "defect").glob("*.jpg"))
+    assert len(files) == 2 and cv2.imread(str(files[0]), cv2.IMREAD_GRAYSCALE).shape == (40, 72)
+    assert "40x72" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--kind"):
+        write_set(tmp_path / "t", "dents", (40, 40), 1, 1)
