@@ -7,7 +7,7 @@ Headers are Kafka record headers (name -> bytes). Values are UTF-8 text so that 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Iterable, Optional, Sequence, Tuple
+from typing import Iterable, Optional, Tuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -20,11 +20,6 @@ H_LINE_ID = "line_id"
 H_SEQUENCE = "frame_seq"
 H_CAPTURE_TIME_NS = "capture_time_ns"
 H_ENCODING = "encoding"
-H_WIDTH = "width"
-H_HEIGHT = "height"
-H_TRUTH = "truth_label"
-
-KafkaHeaders = Sequence[Tuple[str, bytes]]
 
 
 class Encoding(str, Enum):
@@ -49,6 +44,14 @@ class FrameHeaderError(ValueError):
         self.header = header
         self.problem = problem
         super().__init__(f"frame header '{header}': {problem}")
+
+
+class MissingHeaderError(FrameHeaderError):
+    """A required header is absent."""
+
+
+class UnknownEncodingError(FrameHeaderError):
+    """The encoding header names no known Encoding."""
 
 
 class FrameHeaders(BaseModel):
@@ -94,9 +97,10 @@ class FrameHeaders(BaseModel):
             err = exc.errors()[0]
             header = str(err["loc"][0]) if err["loc"] else "?"
             if err["type"] == "missing":
-                raise FrameHeaderError(header, "required header is missing") from None
+                raise MissingHeaderError(header, "required header is missing") from None
             got = raw.get(header)
-            raise FrameHeaderError(header, f"{err['msg']} (got {got!r})") from None
+            error = UnknownEncodingError if header == H_ENCODING else FrameHeaderError
+            raise error(header, f"{err['msg']} (got {got!r})") from None
 
 
 def frame_key(camera_id: str) -> bytes:

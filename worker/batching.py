@@ -7,7 +7,7 @@ import queue
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 from kafka import TopicPartition
 
@@ -49,11 +49,12 @@ class Batcher:
     """Pulls WorkItems from the pipeline queue and groups them into batches."""
 
     def __init__(self, items: "queue.Queue", max_batch_size: int, max_batch_wait_ms: float,
-                 idle_wait_s: float = 0.1):
+                 idle_wait_s: float = 0.1, clock: Callable[[], float] = time.monotonic):
         self._items = items
         self._max_size = max_batch_size
         self._max_wait_s = max_batch_wait_ms / 1000.0
         self._idle_wait_s = idle_wait_s  # how long an empty batch blocks, so the loop can tick
+        self._clock = clock  # the consumer loop's clock: WorkItem.consumed_mono is on it
         self.ended = False
 
     def next_batch(self) -> Batch:
@@ -61,7 +62,7 @@ class Batcher:
         batch = Batch()
         deadline: Optional[float] = None  # set by the first good frame: its poll time + max wait
         while len(batch.frames) < self._max_size and not self.ended:
-            now = time.monotonic()
+            now = self._clock()
             if deadline is None:
                 # No good frame yet: dead letters go out promptly rather than waiting for company.
                 timeout = 0.0 if batch.rejected else self._idle_wait_s
@@ -83,5 +84,5 @@ class Batcher:
                 batch.frames.append((item, result))
                 if deadline is None:
                     deadline = item.consumed_mono + self._max_wait_s
-        batch.closed_mono = time.monotonic()
+        batch.closed_mono = self._clock()
         return batch

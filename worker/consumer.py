@@ -8,10 +8,8 @@ refreshes the lag gauges, and handles rebalances.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from kafka import KafkaConsumer
@@ -20,21 +18,13 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from worker.batching import WorkItem
-from worker.decode import DecodeLimits, decode_frame
-from worker.http import Health
-from worker.metrics import WorkerMetrics
-from worker.offsets import OffsetTracker
+from worker.decode_pool import DecodePool
+from worker.metrics import WorkerMetrics, frame_labels
+from worker.pipeline import Pipeline
 from worker.settings import WorkerSettings
 from worker.watchdog import ConsumerWatchdog
 
 log = logging.getLogger(__name__)
-
-COMMIT_INTERVAL_S = 0.5
-# A commit blocks the poll loop; with the broker away, give up soon and retry at the next interval.
-COMMIT_TIMEOUT_MS = 5000
-LAG_REFRESH_S = 5.0
-POLL_TIMEOUT_MS = 100
-REVOKE_FLUSH_S = 5.0
 
 
 def consumer_kwargs(settings: WorkerSettings) -> dict:
@@ -55,20 +45,19 @@ def consumer_kwargs(settings: WorkerSettings) -> dict:
 class ConsumerLoop:
     """Polls frames into the pipeline until asked to stop."""
 
-    def __init__(self, settings: WorkerSettings, consumer_factory: Callable[[], KafkaConsumer], items: "queue.Queue",
-                 pool: ThreadPoolExecutor, limits: Callable[[], DecodeLimits], tracker: OffsetTracker,
-                 publisher, metrics: WorkerMetrics, health: Health, batch_lock: threading.Lock):
+    def __init__(self, settings: WorkerSettings, pipeline: Pipeline, consumer_factory: Callable[[], KafkaConsumer],
+                 decoder: DecodePool, clock: Callable[[], float] = time.monotonic):
         self._s = settings
         self._new_consumer = consumer_factory
         self._consumer = consumer = consumer_factory()
-        self._items = items
-        self._pool = pool
-        self._limits = limits
-        self._tracker = tracker
-        self._publisher = publisher
-        self._metrics = metrics
-        self._health = health
-        self._batch_lock = batch_lock
+        self._items = pipeline.items
+        self._decoder = decoder
+        self._tracker = pipeline.tracker
+        self._publisher = pipeline.publisher
+        self._metrics = pipeline.metrics
+        self._health = pipeline.health
+        self._batch_lock = pipeline.batch_lock
+        self._clock = clock
         self._eos = settings.processing_guarantee == "exactly_once"
         self._max_in_flight = settings.max_in_flight_frames()
         self._next_commit = 0.0
@@ -76,7 +65,8 @@ class ConsumerLoop:
         self._lag_labels: set[tuple[str, str]] = set()
         self.group_metadata = None
         self._rewind: dict = {}  # partition -> lowest offset dropped at its last revoke
-        self.watchdog = ConsumerWatchdog(consumer, tracker, health)
+        self.watchdog = ConsumerWatchdog(consumer, self._tracker, self._health, settings.consumer_nudge_after_s,
+                                         settings.consumer_stall_after_s, settings.consumer_rebuild_after_s, clock)
 
     def subscribe(self, stop: threading.Event) -> None:
         """Wait until the frames topic exists, then join the group on it.
@@ -93,6 +83,11 @@ class ConsumerLoop:
             stop.wait(1.0)
         self._consumer.subscribe([self._s.frames_topic], listener=_Rebalance(self, self._consumer, self._metrics))
         self.watchdog.progress()  # the wait for the topic is not a stall
+
+    @property
+    def commit_timeout_ms(self) -> int:
+        """How long one offset commit may take (WORKER_COMMIT_TIMEOUT_MS)."""
+        return self._s.commit_timeout_ms
 
     @property
     def consumer(self) -> KafkaConsumer:
@@ -129,17 +124,17 @@ class ConsumerLoop:
     def poll_once(self) -> int:
         """One iteration: back-pressure, poll, dispatch, commit, lag. Returns records polled."""
         self._backpressure()
-        polled = self._consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self._s.max_batch_size)
+        polled = self._consumer.poll(timeout_ms=self._s.poll_timeout_ms, max_records=self._s.max_batch_size)
         count = 0
         if polled:
-            limits = self._limits()
-            now_ns, now_mono = time.time_ns(), time.monotonic()
+            now_ns, now_mono = time.time_ns(), self._clock()
             for tp, records in polled.items():
                 for rec in records:
                     generation = self._tracker.register(tp, rec.offset)
-                    future = self._pool.submit(decode_frame, rec.value, rec.headers, limits)
+                    future = self._decoder.submit(rec.value, rec.headers)
                     self._items.put(WorkItem(tp, rec.offset, generation, rec.key, rec.value, rec.headers,
                                              now_ns, now_mono, future))
+                    self._metrics.frames_consumed.labels(*frame_labels(rec.headers)).inc()
                     count += 1
             self.watchdog.progress()
         if self._eos:
@@ -165,18 +160,18 @@ class ConsumerLoop:
             self._metrics.paused.set(0)
 
     def commit(self, force: bool, partitions=None) -> None:
-        """Commit every acknowledged offset (at-least-once); at most every COMMIT_INTERVAL_S unless forced."""
-        now = time.monotonic()
+        """Commit every acknowledged offset (at-least-once); at most every commit_interval_s unless forced."""
+        now = self._clock()
         if self._eos or (not force and now < self._next_commit):
             return
-        self._next_commit = now + COMMIT_INTERVAL_S
+        self._next_commit = now + self._s.commit_interval_s
         self._publisher.check()  # never commit after a fatal publish error
         offsets = self._tracker.to_commit(partitions)
         if not offsets:
             return
         try:
             self._consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
-                                  timeout_ms=COMMIT_TIMEOUT_MS)
+                                  timeout_ms=self._s.commit_timeout_ms)
         except KafkaError as exc:  # e.g. a rebalance is under way: the next commit (or the new owner) catches up
             log.warning("offset commit failed: %r", exc)
             return
@@ -184,10 +179,10 @@ class ConsumerLoop:
         self._metrics.commits.inc()
 
     def _refresh_lag(self) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if now < self._next_lag:
             return
-        self._next_lag = now + LAG_REFRESH_S
+        self._next_lag = now + self._s.lag_refresh_s
         assigned = self._consumer.assignment()
         labels: set[tuple[str, str]] = set()
         lags: dict = {}
@@ -224,7 +219,7 @@ class ConsumerLoop:
         with self._batch_lock:
             if not self._eos:
                 try:
-                    self._publisher.flush(REVOKE_FLUSH_S)
+                    self._publisher.flush(self._s.revoke_flush_s)
                     offsets = self._tracker.to_commit(revoked)
                 except Exception as exc:  # the new owner redoes whatever was not committed
                     log.warning("could not flush before revocation: %r", exc)
@@ -264,7 +259,8 @@ class _Rebalance(AsyncConsumerRebalanceListener):
         if not offsets or commit is None:
             return
         try:
-            await commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}, COMMIT_TIMEOUT_MS)
+            await commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
+                         self._loop.commit_timeout_ms)
         except Exception as exc:  # the new owner redoes what was not committed: duplicates, never loss
             log.warning("commit on revocation failed: %r", exc)
             return

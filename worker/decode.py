@@ -17,7 +17,13 @@ import cv2
 import numpy as np
 
 from line_contracts.events import DeadLetterReason
-from line_contracts.frame import H_ENCODING, Encoding, FrameHeaderError, FrameHeaders
+from line_contracts.frame import (
+    Encoding,
+    FrameHeaderError,
+    FrameHeaders,
+    MissingHeaderError,
+    UnknownEncodingError,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"
@@ -53,10 +59,17 @@ class Rejected:
     headers: Optional[FrameHeaders] = None
 
 
-class _Reject(Exception):
+class FrameRejected(Exception):
+    """Raised inside decoding: the frame cannot be judged, for `reason` (the message says why)."""
+
     def __init__(self, reason: DeadLetterReason, error: str):
         super().__init__(error)
         self.reason = reason
+
+
+# Header errors of the frame contract, by type; any other FrameHeaderError is a bad_header.
+_HEADER_REASONS: dict[type, DeadLetterReason] = {MissingHeaderError: DeadLetterReason.MISSING_HEADER,
+                                                 UnknownEncodingError: DeadLetterReason.UNKNOWN_ENCODING}
 
 
 def decode_frame(value: Optional[bytes], kafka_headers: Sequence[Tuple[str, bytes]],
@@ -67,8 +80,8 @@ def decode_frame(value: Optional[bytes], kafka_headers: Sequence[Tuple[str, byte
     try:
         headers = _parse_headers(value, kafka_headers, limits)
         image = _decode(value, headers, limits)
-        image = _fit_to_model(image, limits)
-    except _Reject as rej:
+        image = fit_to_model(image, limits.input_height, limits.input_width, limits.resize_mismatched)
+    except FrameRejected as rej:
         return Rejected(rej.reason, str(rej), headers)
     except Exception as exc:  # an OpenCV corner case must dead-letter the frame, not kill the worker
         return Rejected(DeadLetterReason.UNDECODABLE, f"decoder error: {exc!r}", headers)
@@ -77,21 +90,20 @@ def decode_frame(value: Optional[bytes], kafka_headers: Sequence[Tuple[str, byte
 
 def _parse_headers(value, kafka_headers, limits: DecodeLimits) -> FrameHeaders:
     if not value:
-        raise _Reject(DeadLetterReason.EMPTY_VALUE, "record value is empty")
+        raise FrameRejected(DeadLetterReason.EMPTY_VALUE, "record value is empty")
     if len(value) > limits.max_frame_bytes:
-        raise _Reject(DeadLetterReason.TOO_MANY_BYTES, f"record value has {len(value)} bytes, more than "
+        raise FrameRejected(DeadLetterReason.TOO_MANY_BYTES, f"record value has {len(value)} bytes, more than "
                       f"WORKER_MAX_FRAME_BYTES={limits.max_frame_bytes}")
     try:
         headers = FrameHeaders.from_kafka(kafka_headers)
     except FrameHeaderError as exc:
-        if exc.header == H_ENCODING and "missing" not in exc.problem:
-            raise _Reject(DeadLetterReason.UNKNOWN_ENCODING, f"{exc}; known encodings: "
-                          f"{', '.join(e.value for e in Encoding)}") from None
-        reason = DeadLetterReason.MISSING_HEADER if "missing" in exc.problem else DeadLetterReason.BAD_HEADER
-        raise _Reject(reason, str(exc)) from None
+        reason = _HEADER_REASONS.get(type(exc), DeadLetterReason.BAD_HEADER)
+        hint = f"; known encodings: {', '.join(e.value for e in Encoding)}" \
+            if isinstance(exc, UnknownEncodingError) else ""
+        raise FrameRejected(reason, f"{exc}{hint}") from None
     pixels = headers.width * headers.height
     if pixels > limits.max_frame_pixels:
-        raise _Reject(DeadLetterReason.TOO_MANY_PIXELS, f"headers say {headers.width}x{headers.height} = {pixels} "
+        raise FrameRejected(DeadLetterReason.TOO_MANY_PIXELS, f"headers say {headers.width}x{headers.height} = {pixels} "
                       f"pixels, more than WORKER_MAX_FRAME_PIXELS={limits.max_frame_pixels}")
     return headers
 
@@ -100,7 +112,7 @@ def _decode(value: bytes, headers: FrameHeaders, limits: DecodeLimits) -> np.nda
     if headers.encoding is Encoding.RAW:
         expected = headers.width * headers.height
         if len(value) != expected:
-            raise _Reject(DeadLetterReason.RAW_SIZE_MISMATCH, f"raw mono8 frame has {len(value)} bytes, "
+            raise FrameRejected(DeadLetterReason.RAW_SIZE_MISMATCH, f"raw mono8 frame has {len(value)} bytes, "
                           f"headers say {headers.width}x{headers.height} = {expected}")
         return np.frombuffer(value, np.uint8).reshape(headers.height, headers.width)
     if headers.encoding is Encoding.PNG:
@@ -109,41 +121,41 @@ def _decode(value: bytes, headers: FrameHeaders, limits: DecodeLimits) -> np.nda
         width, height, depth, channels = _jpeg_info(value)
     name = headers.encoding.value.upper()
     if width * height > limits.max_frame_pixels:
-        raise _Reject(DeadLetterReason.TOO_MANY_PIXELS, f"{name} is {width}x{height} = {width * height} pixels, "
+        raise FrameRejected(DeadLetterReason.TOO_MANY_PIXELS, f"{name} is {width}x{height} = {width * height} pixels, "
                       f"more than WORKER_MAX_FRAME_PIXELS={limits.max_frame_pixels}")
     if depth != 8:
-        raise _Reject(DeadLetterReason.UNSUPPORTED_DEPTH, f"{name} has {depth}-bit samples; only 8-bit mono is "
+        raise FrameRejected(DeadLetterReason.UNSUPPORTED_DEPTH, f"{name} has {depth}-bit samples; only 8-bit mono is "
                       "supported")
     if channels != 1:
-        raise _Reject(DeadLetterReason.NOT_GRAYSCALE, f"{name} has {channels} channels; only grayscale is supported")
+        raise FrameRejected(DeadLetterReason.NOT_GRAYSCALE, f"{name} has {channels} channels; only grayscale is supported")
     if (width, height) != (headers.width, headers.height):
-        raise _Reject(DeadLetterReason.HEADER_MISMATCH, f"{name} is {width}x{height} but headers say "
+        raise FrameRejected(DeadLetterReason.HEADER_MISMATCH, f"{name} is {width}x{height} but headers say "
                       f"{headers.width}x{headers.height}")
     image = cv2.imdecode(np.frombuffer(value, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.dtype != np.uint8 or image.ndim != 2 or image.shape != (height, width):
         got = "nothing" if image is None else f"{image.dtype} {image.shape}"
-        raise _Reject(DeadLetterReason.UNDECODABLE, f"OpenCV could not decode the {name} (got {got})")
+        raise FrameRejected(DeadLetterReason.UNDECODABLE, f"OpenCV could not decode the {name} (got {got})")
     return image
 
 
 def _png_info(value: bytes) -> tuple[int, int, int, int]:
     if len(value) < 33 or not value.startswith(PNG_SIGNATURE) or value[12:16] != b"IHDR":
-        raise _Reject(DeadLetterReason.UNDECODABLE, "value is not a PNG (bad signature or no IHDR chunk)")
+        raise FrameRejected(DeadLetterReason.UNDECODABLE, "value is not a PNG (bad signature or no IHDR chunk)")
     width, height, depth, colour_type = struct.unpack(">IIBB", value[16:26])
     if not value.endswith(PNG_IEND):
-        raise _Reject(DeadLetterReason.TRUNCATED, f"PNG of {len(value)} bytes is cut short (no IEND chunk at the end)")
+        raise FrameRejected(DeadLetterReason.TRUNCATED, f"PNG of {len(value)} bytes is cut short (no IEND chunk at the end)")
     channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour_type, 0)  # palette counts as colour
     return width, height, depth, channels
 
 
 def _jpeg_info(value: bytes) -> tuple[int, int, int, int]:
     if len(value) < 4 or value[:2] != b"\xff\xd8":
-        raise _Reject(DeadLetterReason.UNDECODABLE, "value is not a JPEG (no SOI marker)")
+        raise FrameRejected(DeadLetterReason.UNDECODABLE, "value is not a JPEG (no SOI marker)")
     pos, n = 2, len(value)
     info = None
     while pos + 4 <= n:
         if value[pos] != 0xFF:
-            raise _Reject(DeadLetterReason.UNDECODABLE, f"JPEG marker expected at byte {pos}")
+            raise FrameRejected(DeadLetterReason.UNDECODABLE, f"JPEG marker expected at byte {pos}")
         marker = value[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -159,21 +171,24 @@ def _jpeg_info(value: bytes) -> tuple[int, int, int, int]:
             break
         pos += 2 + seg_len
     if info is None:
-        raise _Reject(DeadLetterReason.UNDECODABLE if pos + 4 <= n else DeadLetterReason.TRUNCATED,
+        raise FrameRejected(DeadLetterReason.UNDECODABLE if pos + 4 <= n else DeadLetterReason.TRUNCATED,
                       "JPEG has no frame header (SOF)")
     if not value.rstrip(b"\x00").endswith(b"\xff\xd9"):
-        raise _Reject(DeadLetterReason.TRUNCATED, f"JPEG of {len(value)} bytes is cut short (no EOI marker at the end)")
+        raise FrameRejected(DeadLetterReason.TRUNCATED, f"JPEG of {len(value)} bytes is cut short (no EOI marker at the end)")
     return info
 
 
-def _fit_to_model(image: np.ndarray, limits: DecodeLimits) -> np.ndarray:
+def fit_to_model(image: np.ndarray, input_height: int, input_width: int, resize_mismatched: bool) -> np.ndarray:
+    """The image at the model input size: unchanged, resized (policy resize) or FrameRejected (policy reject).
+
+    The worker's one resize path: at decode time, and again when a hot reload changed the input size.
+    """
     height, width = image.shape
-    if (height, width) == (limits.input_height, limits.input_width):
+    if (height, width) == (input_height, input_width):
         return image
-    if not limits.resize_mismatched:
-        raise _Reject(DeadLetterReason.SIZE_MISMATCH, f"frame is {width}x{height}, the model takes "
-                      f"{limits.input_width}x{limits.input_height} and WORKER_SIZE_MISMATCH_POLICY=reject")
+    if not resize_mismatched:
+        raise FrameRejected(DeadLetterReason.SIZE_MISMATCH, f"frame is {width}x{height}, the model takes "
+                            f"{input_width}x{input_height} and WORKER_SIZE_MISMATCH_POLICY=reject")
     # INTER_AREA averages when shrinking (no aliasing of fine texture), INTER_LINEAR when enlarging.
-    shrink = width * height > limits.input_width * limits.input_height
-    return cv2.resize(image, (limits.input_width, limits.input_height),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    shrink = width * height > input_width * input_height
+    return cv2.resize(image, (input_width, input_height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

@@ -1,54 +1,16 @@
-"""One small HTTP server for /metrics, /healthz (loops make progress) and /readyz (can judge frames)."""
+"""One small HTTP server for /metrics, /healthz (loops make progress) and /readyz (can judge frames).
+
+What the health endpoints say is decided by worker.health.Health; this module only serves it."""
 
 from __future__ import annotations
 
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from worker.health import Health
 from worker.metrics import WorkerMetrics
-
-# A loop that has not ticked for this long is stuck (a poll or a batch takes well under a second;
-# model warm-up happens before the loops are watched).
-STALL_AFTER_S = 60.0
-
-
-class Health:
-    """Heartbeats of the worker's loops and the readiness conditions."""
-
-    def __init__(self, metrics: WorkerMetrics, stall_after_s: float = STALL_AFTER_S):
-        self._lock = threading.Lock()
-        self._beats: dict[str, float] = {}
-        self._stall_after_s = stall_after_s
-        self._metrics = metrics
-        self.model_ready = False
-        self.partitions_assigned = False
-        self.stopping = False
-        self.consumer_stall = ""  # set by the ConsumerWatchdog: frames wait but the consumer gets none
-
-    def beat(self, loop: str) -> None:
-        """Loop `loop` made progress now."""
-        self._beats[loop] = time.monotonic()  # dict item assignment is atomic under the GIL
-
-    def live(self) -> tuple[bool, str]:
-        """(ok, explanation): every registered loop ticked within the stall window and the consumer is not stalled."""
-        now = time.monotonic()
-        stale = [f"{name} silent for {now - t:.0f}s" for name, t in list(self._beats.items())
-                 if now - t > self._stall_after_s]
-        if self.consumer_stall:
-            stale.append(self.consumer_stall)
-        return (not stale, "; ".join(stale) or f"{len(self._beats)} loops alive")
-
-    def ready(self) -> tuple[bool, str]:
-        """(ok, explanation): model loaded and warmed, partitions assigned, not shutting down."""
-        missing = [what for what, ok in (("model not warmed up", self.model_ready),
-                                         ("no partitions assigned", self.partitions_assigned),
-                                         ("shutting down", not self.stopping)) if not ok]
-        ok = not missing
-        self._metrics.ready.set(1 if ok else 0)
-        return ok, "; ".join(missing) or "ready"
 
 
 class _Handler(BaseHTTPRequestHandler):

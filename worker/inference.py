@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from typing import Callable
 
-import cv2
 import numpy as np
 
 from line_contracts.events import DeadLetterReason
 from worker.batching import Batch, Batcher, WorkItem
-from worker.decode import DecodedFrame, Rejected
-from worker.http import Health
-from worker.metrics import WorkerMetrics
+from worker.decode import DecodedFrame, FrameRejected, Rejected, fit_to_model
 from worker.model import ModelManager, ServingModel
-from worker.offsets import OffsetTracker
+from worker.pipeline import Pipeline
 from worker.publish import OutRecord
 from worker.results import RecordFactory
 
@@ -26,20 +21,18 @@ log = logging.getLogger(__name__)
 class InferenceLoop:
     """Runs on its own thread; the only thread that calls the model and (in exactly-once mode) the producer."""
 
-    def __init__(self, batcher: Batcher, models: ModelManager, publisher, factory: RecordFactory,
-                 tracker: OffsetTracker, metrics: WorkerMetrics, health: Health, buckets: list[int],
-                 resize_mismatched: bool, batch_lock: threading.Lock, group_metadata: Callable[[], object]):
+    def __init__(self, pipeline: Pipeline, batcher: Batcher, models: ModelManager, factory: RecordFactory,
+                 buckets: list[int], resize_mismatched: bool):
         self._batcher = batcher
         self._models = models
-        self._publisher = publisher
+        self._publisher = pipeline.publisher
         self._factory = factory
-        self._tracker = tracker
-        self._metrics = metrics
-        self._health = health
+        self._tracker = pipeline.tracker
+        self._metrics = pipeline.metrics
+        self._health = pipeline.health
         self._buckets = sorted(buckets)
         self._resize = resize_mismatched
-        self._batch_lock = batch_lock
-        self._group_metadata = group_metadata
+        self._batch_lock = pipeline.batch_lock
         self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
         self.error: BaseException | None = None
         self.frames_done = 0
@@ -49,11 +42,12 @@ class InferenceLoop:
         try:
             while not self._batcher.ended:
                 self._health.beat("inference")
-                self._publisher.resend_failed()
                 batch = self._batcher.next_batch()
                 if len(batch):
                     with self._batch_lock:  # a rebalance waits for the batch in hand to be published
                         self._process(batch)
+                else:
+                    self._publisher.publish([])  # idle tick: failed deliveries that are due go out again
         except BaseException as exc:  # surfaced by the runner, which stops the worker without committing
             self.error = exc
             log.exception("inference loop stopped")
@@ -63,21 +57,22 @@ class InferenceLoop:
         current = self._tracker.is_current
         records: list[OutRecord] = []
         events = []
-        dead: list[tuple[object, DeadLetterReason]] = []  # (headers or None, reason)
+        dead: list[DeadLetterReason] = []
         good: list[tuple[WorkItem, DecodedFrame, np.ndarray]] = []
         rejected = list(batch.rejected)
         for item, frame in batch.frames:
             if not current(item.source, item.generation):
                 continue  # partition revoked: its new owner redoes the frame
-            image = self._fit(frame.image, model)
-            if image is None:
-                rejected.append((item, _size_rejection(frame, model)))
+            try:  # a hot reload may have changed the input size since the frame was decoded
+                image = fit_to_model(frame.image, model.input_height, model.input_width, self._resize)
+            except FrameRejected as rej:
+                rejected.append((item, Rejected(rej.reason, f"{rej} (model v{model.version})", frame.headers)))
             else:
                 good.append((item, frame, image))
         for item, rej in rejected:
             if current(item.source, item.generation):
                 records.append(self._factory.dead_letter(item, rej.reason, rej.error))
-                dead.append((rej.headers, rej.reason))
+                dead.append(rej.reason)
         if good:
             try:
                 scores, inference_s = self._infer(model, good, batch.closed_mono)
@@ -85,7 +80,7 @@ class InferenceLoop:
                 log.exception("inference failed for a batch of %d frames", len(good))
                 for item, frame, _ in good:
                     records.append(self._factory.dead_letter(item, DeadLetterReason.INFERENCE_FAILED, repr(exc)))
-                    dead.append((frame.headers, DeadLetterReason.INFERENCE_FAILED))
+                    dead.append(DeadLetterReason.INFERENCE_FAILED)
             else:
                 inferred_ns = time.time_ns()
                 for (item, frame, _), score in zip(good, scores):
@@ -93,33 +88,21 @@ class InferenceLoop:
                                                       inference_s * 1000.0, len(good))
                     records.append(rec)
                     events.append(event)
-        if records:
-            self._publisher.publish(records, self._group_metadata)
+        self._publisher.publish(records)
         self._count(events, dead)
         self.frames_done += len(records)
 
     def _count(self, events, dead) -> None:
         m = self._metrics
-        for headers, reason in dead:
-            m.frames_consumed.labels(headers.line_id if headers else "unknown",
-                                     headers.camera_id if headers else "unknown").inc()
+        for reason in dead:
             m.frames_dead_lettered.labels(reason.value).inc()
         for ev in events:
             line, camera, verdict = ev.frame.line_id, ev.frame.camera_id, ev.verdict.value
-            m.frames_consumed.labels(line, camera).inc()
             m.frames_judged.labels(line, camera, verdict).inc()
             if ev.frame.truth_label is not None:
                 m.verdict_truth.labels(line, verdict, ev.frame.truth_label.value).inc()
             m.capture_to_publish.labels(line).observe(ev.timings.capture_to_publish_ms / 1000.0)
             m.defect_score.labels(line).observe(ev.score)
-
-    def _fit(self, image: np.ndarray, model: ServingModel):
-        """The image at the model's input size (after a hot reload changed it), or None to reject."""
-        if image.shape == (model.input_height, model.input_width):
-            return image
-        if not self._resize:
-            return None
-        return cv2.resize(image, (model.input_width, model.input_height), interpolation=cv2.INTER_AREA)
 
     def _infer(self, model: ServingModel, good, closed_mono: float) -> tuple[np.ndarray, float]:
         n = len(good)
@@ -142,8 +125,3 @@ class InferenceLoop:
         self._metrics.batch_size.observe(n)
         return scores[:n], elapsed
 
-
-def _size_rejection(frame: DecodedFrame, model: ServingModel):
-    h, w = frame.image.shape
-    return Rejected(DeadLetterReason.SIZE_MISMATCH, f"frame is {w}x{h}, model v{model.version} takes "
-                    f"{model.input_width}x{model.input_height} and WORKER_SIZE_MISMATCH_POLICY=reject", frame.headers)

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Iterable, Optional, Tuple
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from line_contracts.frame import H_CAMERA_ID, H_LINE_ID
+
+UNKNOWN = "unknown"
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -61,3 +67,15 @@ class WorkerMetrics:
         """Make the model-info gauge show exactly the model now in service."""
         self.model_info.clear()
         self.model_info.labels(name, version, backend).set(1)
+
+
+def frame_labels(kafka_headers: Optional[Iterable[Tuple[str, Optional[bytes]]]]) -> tuple[str, str]:
+    """(line, camera) label values of a frame record, read from its raw headers; 'unknown' when unreadable."""
+    found = {H_LINE_ID: UNKNOWN, H_CAMERA_ID: UNKNOWN}
+    for name, value in kafka_headers or ():
+        if name in found:
+            try:
+                found[name] = (value or b"").decode("utf-8") or UNKNOWN
+            except UnicodeDecodeError:
+                pass
+    return found[H_LINE_ID], found[H_CAMERA_ID]

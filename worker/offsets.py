@@ -46,12 +46,6 @@ class OffsetTracker:
                 self._next_generation += 1
                 self._parts[tp] = _PartitionState(self._next_generation)
 
-    def generation(self, tp: TopicPartition) -> int:
-        """The current generation of `tp`; work tagged with an older one belongs to a previous owner."""
-        with self._lock:
-            state = self._parts.get(tp)
-            return -1 if state is None else state.generation
-
     def is_current(self, tp: TopicPartition, generation: int) -> bool:
         """Whether work tagged (tp, generation) still belongs to this worker."""
         with self._lock:

@@ -48,8 +48,9 @@ class WorkerSettings(KafkaClientSettings):
     max_frame_pixels: int = Field(4096 * 4096, ge=1, description="Frames with more pixels (from headers or the image "
                                   "header) are dead-lettered (too_many_pixels) without being decoded.")
     size_mismatch_policy: Literal["resize", "reject"] = Field(
-        "resize", description="A frame whose size differs from the model input: resize (area interpolation, "
-                              "aspect ratio not kept) or reject (dead-letter as size_mismatch).")
+        "resize", description="A frame whose size differs from the model input: resize (area interpolation when "
+                              "shrinking, linear when enlarging; aspect ratio not kept) or reject (dead-letter as "
+                              "size_mismatch).")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="at_least_once: commit offsets after results are acknowledged (a crash may "
                                      "repeat results). exactly_once: results, dead letters and offsets in one Kafka "
@@ -64,6 +65,31 @@ class WorkerSettings(KafkaClientSettings):
     dead_letter_max_value_bytes: int = Field(
         512 * 1024, ge=0, description="The frame bytes copied into a dead-letter record are cut to this size so the "
                                       "record (base64 inside JSON) always fits the topic's record size limit.")
+
+    # Loop intervals and time budgets. The defaults are what the worker was tuned and tested with;
+    # change them only with a reason (the docs say what each one trades).
+    poll_timeout_ms: int = Field(100, ge=1, le=10_000, description="Longest one consumer poll() blocks; the "
+                                 "consumer loop ticks (commits, lag, health) at least this often.")
+    commit_interval_s: float = Field(0.5, gt=0, le=60, description="At-least-once: acknowledged offsets are "
+                                     "committed at most this often (and at every rebalance and at shutdown).")
+    commit_timeout_ms: int = Field(5000, ge=100, le=120_000, description="A commit blocks the poll loop this long "
+                                   "at most; with the broker away it is retried at the next interval.")
+    lag_refresh_s: float = Field(5.0, gt=0, le=600, description="Seconds between refreshes of the consumer lag "
+                                 "gauge; the consumer watchdog checks at the same pace.")
+    revoke_flush_s: float = Field(5.0, gt=0, le=300, description="Before partitions are revoked, wait this long "
+                                  "at most for results in flight to be acknowledged (the rest is redone).")
+    loop_stall_after_s: float = Field(60.0, gt=0, description="/healthz answers 503 when the poll or the "
+                                      "inference loop has not ticked for this long.")
+    consumer_nudge_after_s: float = Field(15.0, gt=0, description="Consumer watchdog: no frame polled while "
+                                          "frames wait for this long -> log its state and nudge it.")
+    consumer_rebuild_after_s: float = Field(30.0, gt=0, description="Consumer watchdog: outside a stable group "
+                                            "membership this long -> replace the consumer with a fresh one.")
+    consumer_stall_after_s: float = Field(60.0, gt=0, description="Consumer watchdog: still no progress after "
+                                          "this long -> /healthz answers 503 (the liveness probe restarts the pod).")
+    publish_retry_backoff_s: float = Field(0.5, gt=0, le=60, description="A failed delivery is re-sent after this "
+                                           "many seconds (a transaction attempt backs off from it up to 2 s).")
+    transaction_retry_window_s: float = Field(120.0, gt=0, description="Exactly-once: a failing transaction is "
+                                              "retried as a whole for this long before the worker gives up.")
 
     def batch_buckets(self) -> list[int]:
         """Batch shapes the model is run with: powers of two up to max_batch_size, and max_batch_size itself."""

@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from worker.http import Health
+from worker.health import Health
 from worker.offsets import OffsetTracker
 
 log = logging.getLogger(__name__)
 
-NUDGE_AFTER_S = 15.0  # a healthy worker with frames waiting polls some within a second or two
-# A nudge does not cure kafka-python 3.0's rejoin hang (member stuck in REBALANCING with nothing
-# assigned): after this long the consumer loop replaces the consumer with a fresh one.
+# Defaults of WORKER_CONSUMER_NUDGE_AFTER_S / _REBUILD_AFTER_S / _STALL_AFTER_S. A healthy worker with
+# frames waiting polls some within a second or two; a nudge does not cure kafka-python 3.0's rejoin
+# hang (member stuck in REBALANCING with nothing assigned), so that one gets a fresh consumer.
+NUDGE_AFTER_S = 15.0
 REBUILD_AFTER_S = 30.0
-STALL_AFTER_S = 60.0  # then /healthz says 503 (the liveness probe restarts the pod after a few)
+STALL_AFTER_S = 60.0
 
 
 class ConsumerWatchdog:
@@ -35,20 +36,21 @@ class ConsumerWatchdog:
 
     def __init__(self, consumer: KafkaConsumer, tracker: OffsetTracker, health: Health,
                  nudge_after_s: float = NUDGE_AFTER_S, stall_after_s: float = STALL_AFTER_S,
-                 rebuild_after_s: float = REBUILD_AFTER_S):
+                 rebuild_after_s: float = REBUILD_AFTER_S, clock: Callable[[], float] = time.monotonic):
         self._consumer = consumer
         self._tracker = tracker
         self._health = health
         self._nudge_after_s = nudge_after_s
         self._stall_after_s = stall_after_s
         self._rebuild_after_s = rebuild_after_s
-        self._last_progress = time.monotonic()
+        self._clock = clock
+        self._last_progress = clock()
         self._last_in_flight = 0
         self._next_nudge: Optional[float] = None
 
     def progress(self) -> None:
         """Frames were polled (or finished): whatever stall there was is over."""
-        self._last_progress = time.monotonic()
+        self._last_progress = self._clock()
         self._next_nudge = None
         if self._health.consumer_stall:
             log.info("consumer makes progress again")
@@ -58,7 +60,7 @@ class ConsumerWatchdog:
         """Watch a replacement consumer; its (re)join is not a stall."""
         self._consumer = consumer
         self._next_nudge = None
-        self._last_progress = time.monotonic()
+        self._last_progress = self._clock()
 
     def check(self, lags: Optional[dict[TopicPartition, tuple[int, int]]]) -> bool:
         """After a lag refresh: `lags` maps each assigned partition to (position, end offset); None if unknown.
@@ -74,7 +76,7 @@ class ConsumerWatchdog:
         if finished or (not waiting and member in ("STABLE", "")):
             self.progress()
             return False
-        now = time.monotonic()
+        now = self._clock()
         silent = now - self._last_progress
         if silent < self._nudge_after_s:
             return False

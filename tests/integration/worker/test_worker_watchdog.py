@@ -11,7 +11,7 @@ from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from line_harness.frames import produce_frames
-from worker.http import Health
+from worker.health import Health
 from worker.metrics import WorkerMetrics
 from worker.offsets import OffsetTracker
 from worker.watchdog import ConsumerWatchdog

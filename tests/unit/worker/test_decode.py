@@ -1,0 +1,81 @@
+"""Decoding rules: each bad input kind gets its own reason (from typed errors), good frames decode,
+and one resize path fits frames to the model."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from line_contracts.events import DeadLetterReason
+from line_contracts.frame import Encoding, FrameHeaderError, FrameHeaders, MissingHeaderError, UnknownEncodingError
+from line_harness.frames import frame_headers, frame_image, png_bytes
+from producer_sim.faults import BAD_FRAME_KINDS, EXPECTED_REASON, make_bad_frame
+from worker.decode import DecodedFrame, DecodeLimits, FrameRejected, Rejected, decode_frame, fit_to_model
+
+LIMITS = DecodeLimits(900_000, 4096 * 4096, 64, 64, resize_mismatched=True)
+
+
+@pytest.mark.parametrize("kind", BAD_FRAME_KINDS)
+def test_each_bad_frame_kind_is_rejected_with_its_reason(kind):
+    value, headers = make_bad_frame(kind, np.random.default_rng(0), frame_headers(1), png_bytes(frame_image(1)))
+    result = decode_frame(value, headers, LIMITS)
+    assert isinstance(result, Rejected) and result.reason == EXPECTED_REASON[kind], result
+    assert result.error
+
+
+@pytest.mark.parametrize("encoding", [Encoding.PNG, Encoding.JPEG, Encoding.RAW])
+def test_good_frames_decode_in_every_encoding(encoding):
+    img = frame_image(2)
+    value = {Encoding.PNG: png_bytes(img), Encoding.RAW: img.tobytes(),
+             Encoding.JPEG: cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()}[encoding]
+    result = decode_frame(value, frame_headers(2, encoding=encoding).to_kafka(), LIMITS)
+    assert isinstance(result, DecodedFrame) and result.image.shape == (64, 64)
+    if encoding is not Encoding.JPEG:
+        assert np.array_equal(result.image, img)
+
+
+def test_size_mismatch_is_resized_or_rejected_by_policy():
+    big = cv2.resize(frame_image(3), (128, 96))
+    headers = frame_headers(3, size=(96, 128)).to_kafka()
+    resized = decode_frame(png_bytes(big), headers, LIMITS)
+    assert isinstance(resized, DecodedFrame) and resized.image.shape == (64, 64)
+    strict = DecodeLimits(900_000, 4096 * 4096, 64, 64, resize_mismatched=False)
+    rejected = decode_frame(png_bytes(big), headers, strict)
+    assert isinstance(rejected, Rejected) and rejected.reason == DeadLetterReason.SIZE_MISMATCH
+    assert "WORKER_SIZE_MISMATCH_POLICY" in rejected.error
+
+
+def test_one_resize_path_area_when_shrinking_linear_when_enlarging():
+    img = np.zeros((8, 8), np.uint8)
+    img[::2, ::2] = 255  # a fine checkerboard: area averages it to grey, nearest/linear sampling would not
+    small = fit_to_model(img, 4, 4, resize_mismatched=True)
+    assert np.array_equal(small, cv2.resize(img, (4, 4), interpolation=cv2.INTER_AREA))
+    large = fit_to_model(img, 16, 16, resize_mismatched=True)
+    assert np.array_equal(large, cv2.resize(img, (16, 16), interpolation=cv2.INTER_LINEAR))
+    assert fit_to_model(img, 8, 8, resize_mismatched=False) is img
+    with pytest.raises(FrameRejected) as rej:
+        fit_to_model(img, 4, 4, resize_mismatched=False)
+    assert rej.value.reason == DeadLetterReason.SIZE_MISMATCH
+
+
+def test_image_size_differing_from_headers_is_header_mismatch():
+    result = decode_frame(png_bytes(frame_image(4)), frame_headers(4, size=(60, 64)).to_kafka(), LIMITS)
+    assert isinstance(result, Rejected) and result.reason == DeadLetterReason.HEADER_MISMATCH
+
+
+@pytest.mark.parametrize("change,error,reason", [
+    ({"capture_time_ns": None}, MissingHeaderError, DeadLetterReason.MISSING_HEADER),
+    ({"encoding": b"webp"}, UnknownEncodingError, DeadLetterReason.UNKNOWN_ENCODING),
+    ({"encoding": None}, MissingHeaderError, DeadLetterReason.MISSING_HEADER),
+    ({"frame_seq": b"missing"}, FrameHeaderError, DeadLetterReason.BAD_HEADER),  # the word in a value is no reason
+])
+def test_header_reasons_come_from_the_error_type_not_its_text(change, error, reason):
+    headers = dict(frame_headers(5).to_kafka())
+    for name, value in change.items():
+        headers.pop(name) if value is None else headers.__setitem__(name, value)
+    with pytest.raises(FrameHeaderError) as exc:
+        FrameHeaders.from_kafka(headers.items())
+    assert type(exc.value) is error
+    result = decode_frame(png_bytes(frame_image(5)), list(headers.items()), LIMITS)
+    assert isinstance(result, Rejected) and result.reason == reason

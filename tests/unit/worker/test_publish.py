@@ -1,0 +1,74 @@
+"""Publishers against a fake producer: an offset becomes committable only after the broker
+acknowledged its frame's record; failed deliveries are re-sent after the back-off; a transaction
+holds a batch's records and offsets and is retried as a whole."""
+
+from __future__ import annotations
+
+from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+from prometheus_client import CollectorRegistry
+
+from tests.unit.worker.fakes import TP, FakeClock, FakeProducer
+from worker.metrics import WorkerMetrics
+from worker.offsets import OffsetTracker
+from worker.publish import AtLeastOncePublisher, OutRecord, Publisher
+from worker.transactions import TransactionalPublisher
+
+
+def _setup(offsets=(0, 1, 2)):
+    tracker = OffsetTracker()
+    tracker.assign([TP])
+    gens = {off: tracker.register(TP, off) for off in offsets}
+    records = [OutRecord("results", b"k", b"v%d" % off, TP, off, gens[off]) for off in offsets]
+    return tracker, records
+
+
+def test_at_least_once_commits_only_what_the_broker_acknowledged_in_order():
+    tracker, records = _setup()
+    producer = FakeProducer()
+    publisher: Publisher = AtLeastOncePublisher(producer, tracker, WorkerMetrics(CollectorRegistry()))
+    publisher.publish(records)
+    assert len(producer.sent) == 3 and tracker.to_commit() == {}  # handed over is not done
+    producer.ack(1)
+    producer.ack(2)
+    assert tracker.to_commit() == {}  # offset 0 has no result on the broker yet
+    producer.ack(0)
+    assert tracker.to_commit() == {TP: 3}
+
+
+def test_a_failed_delivery_is_resent_after_the_backoff_and_only_then_committed():
+    tracker, records = _setup((0,))
+    producer, clock = FakeProducer(), FakeClock()
+    metrics = WorkerMetrics(CollectorRegistry())
+    publisher = AtLeastOncePublisher(producer, tracker, metrics, retry_backoff_s=0.5, clock=clock)
+    publisher.publish(records)
+    producer.fail(0, KafkaTimeoutError("broker away"))
+    publisher.publish([])
+    assert len(producer.sent) == 1 and publisher.pending_retries() == 1  # back-off not over
+    clock.advance(0.5)
+    publisher.publish([])
+    assert len(producer.sent) == 2 and metrics.registry.get_sample_value("inspection_publish_retries_total") == 1
+    assert tracker.to_commit() == {}
+    producer.ack(1)
+    assert tracker.to_commit() == {TP: 1}
+
+
+def test_a_non_retriable_delivery_error_is_fatal_and_nothing_is_committed():
+    tracker, records = _setup((0,))
+    producer = FakeProducer()
+    publisher = AtLeastOncePublisher(producer, tracker, WorkerMetrics(CollectorRegistry()))
+    publisher.publish(records)
+    producer.fail(0, TopicAuthorizationFailedError("denied"))
+    assert publisher.fatal is not None and tracker.to_commit() == {}
+
+
+def test_transaction_holds_records_then_offsets_and_is_retried_as_a_whole():
+    tracker, records = _setup()
+    producer = FakeProducer(fail_commits=1)
+    slept: list[float] = []
+    publisher: Publisher = TransactionalPublisher(producer, tracker, WorkerMetrics(CollectorRegistry()),
+                                                  lambda: "gm", sleep=slept.append, clock=FakeClock())
+    publisher.publish(records)
+    attempt = ["begin", "send results", "send results", "send results", "offsets [(0, 3)]"]
+    assert producer.calls == ["init", *attempt, "abort", *attempt, "commit"]
+    assert slept == [0.5]
+    assert tracker.in_flight() == 0 and tracker.to_commit() == {}  # the transaction committed offset 3 itself

@@ -1,0 +1,75 @@
+"""The worker's parts, built in one place: who talks to whom is read off `build_parts`.
+
+    KafkaConsumer -> ConsumerLoop -> DecodePool -> Pipeline.items -> Batcher -> InferenceLoop
+        -> ModelManager (judge) -> RecordFactory -> Publisher -> KafkaProducer
+    Publisher acks -> OffsetTracker -> ConsumerLoop.commit (at-least-once)
+                                      (exactly-once: the transaction commits the offsets)
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Optional
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from worker.batching import Batcher
+from worker.consumer import ConsumerLoop, consumer_kwargs
+from worker.decode_pool import DecodePool
+from worker.health import Health
+from worker.inference import InferenceLoop
+from worker.metrics import WorkerMetrics
+from worker.model import ModelManager
+from worker.offsets import OffsetTracker
+from worker.pipeline import Pipeline
+from worker.publish import AtLeastOncePublisher, Publisher, producer_kwargs
+from worker.results import RecordFactory
+from worker.settings import WorkerSettings
+from worker.transactions import TransactionalPublisher
+
+
+@dataclass
+class WorkerParts:
+    """Everything one running worker is made of (the model is loaded before these are built)."""
+
+    pipeline: Pipeline
+    producer: KafkaProducer
+    decoder: DecodePool
+    consumer_loop: ConsumerLoop
+    inference: InferenceLoop
+
+    @property
+    def publisher(self) -> Publisher:
+        """The publisher both loops use."""
+        return self.pipeline.publisher
+
+
+def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerMetrics, health: Health,
+                producer: Optional[KafkaProducer] = None) -> WorkerParts:
+    """Create the producer, publisher, decode pool, both loops and what they share."""
+    s = settings
+    eos = s.processing_guarantee == "exactly_once"
+    producer = producer or KafkaProducer(**producer_kwargs(s, transactional=eos))
+    tracker = OffsetTracker()
+    holder: dict[str, ConsumerLoop] = {}  # the publisher needs the loop's group metadata, the loop the publisher
+    if eos:
+        publisher: Publisher = TransactionalPublisher(
+            producer, tracker, metrics, lambda: holder["loop"].group_metadata, s.publish_retry_backoff_s,
+            s.transaction_retry_window_s)
+    else:
+        publisher = AtLeastOncePublisher(producer, tracker, metrics, s.publish_retry_backoff_s)
+    pipeline = Pipeline(tracker, publisher, metrics, health)
+    decoder = DecodePool(s, lambda: (models.current.input_height, models.current.input_width))
+    loop = holder["loop"] = ConsumerLoop(s, pipeline, lambda: KafkaConsumer(**consumer_kwargs(s)), decoder)
+    factory = RecordFactory(s.results_topic, s.dead_letter_topic, s.instance_id, s.dead_letter_max_value_bytes)
+    inference = InferenceLoop(pipeline, Batcher(pipeline.items, s.max_batch_size, s.max_batch_wait_ms), models,
+                              factory, s.batch_buckets(), s.size_mismatch_policy == "resize")
+    return WorkerParts(pipeline, producer, decoder, loop, inference)
+
+
+def start_inference(parts: WorkerParts) -> threading.Thread:
+    """Run the inference loop on its own thread."""
+    thread = threading.Thread(target=parts.inference.run, name="inference", daemon=True)
+    thread.start()
+    return thread
