@@ -1,9 +1,9 @@
-"""Child processes of the demo (and of the end-to-end test): each in its own process group, all stoppable.
+"""Child processes of the harness (demo, bench, chaos, tests): each in its own process group, all stoppable.
 
-Every child gets its own session, so Ctrl-C in the terminal reaches only the demo, which then
+Every child gets its own session, so Ctrl-C in the terminal reaches only the harness, which then
 stops the children in order (simulator first, broker last), each by its whole process group.
-Linux SIGKILLs every child if the demo itself dies (PR_SET_PDEATHSIG), so even `kill -9` of the
-demo leaves nothing behind.
+Linux SIGKILLs every child if the harness itself dies (PR_SET_PDEATHSIG), so even `kill -9` of the
+demo leaves nothing behind. Also here: free ports, /proc CPU and memory readings, signal exits.
 """
 
 from __future__ import annotations
@@ -13,31 +13,64 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import IO, Callable, Optional, Sequence
 
 _PR_SET_PDEATHSIG = 1
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 def die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGKILL it when its parent dies."""
+    """In the child before exec: ask Linux to SIGKILL it when its parent dies.
+
+    Linux fires this when the *thread* that started the child exits, so start a child that must
+    outlive a helper thread from a long-lived thread, normally the main one.
+    """
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def exit_on_signals() -> None:
+    """SIGTERM/SIGINT raise SystemExit(128 + signal), so `finally` blocks stop the children (background
+    jobs start with SIGINT ignored, and Python's default SIGTERM skips `finally`)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
+
+
+def port_is_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:port (a port in TIME_WAIT counts as free, as a server reuses it)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def free_port(preferred: Optional[int] = None) -> int:
-    """`preferred` if nothing listens there on 127.0.0.1, else any free port."""
-    if preferred:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
+    """`preferred` if nothing listens there on 127.0.0.1, else any port free right now."""
+    if preferred and port_is_free(preferred):
+        return preferred
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (from /proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a process in bytes (from /proc/<pid>/statm)."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * _PAGE_BYTES
 
 
 class Child:
@@ -76,7 +109,7 @@ class Child:
         except subprocess.TimeoutExpired:
             return None
 
-    def stop(self, grace_s: float, first_signal: int = signal.SIGTERM) -> Optional[int]:
+    def stop(self, grace_s: float = 30.0, first_signal: int = signal.SIGTERM) -> Optional[int]:
         """first_signal to the group, SIGKILL after grace_s; returns the exit code (None if it was killed late)."""
         if self.running():
             self.send(first_signal)
@@ -87,6 +120,10 @@ class Child:
         self.send(signal.SIGKILL)
         self._log.close()
         return self.proc.returncode
+
+    def kill(self) -> Optional[int]:
+        """SIGKILL the group at once: no shutdown path runs at all."""
+        return self.stop(grace_s=10, first_signal=signal.SIGKILL)
 
     def log_tail(self, n: int = 30) -> str:
         """Last n lines of the child's log file."""

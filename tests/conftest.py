@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from line_harness.kafka.broker import LocalKafka, fetch_jars  # noqa: E402
-from line_harness.kafka.topics import TopicSpec, create_topics  # noqa: E402
+from line_harness.kafka.broker import LocalKafka, fetch_jars
+from line_harness.kafka.topics import TopicSpec, create_topics
 from line_harness.paths import REPO
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,6 +1,6 @@
 """The hardware ceiling: the exported model alone, frames already decoded in memory, tight loop.
 
-    .venv/bin/python line_harness/bench/ceiling.py MODEL_VERSION_DIR [--backends litert,tensorflow]
+    .venv/bin/python -m line_harness.bench.ceiling MODEL_VERSION_DIR [--backends litert,tensorflow]
         [--batches 1,8,32] [--seconds 8]
 
 Uses the same loader the worker uses (line_runtime.model.load_model), so the numbers are the

@@ -1,6 +1,6 @@
 """The naive baseline: the original notebook's approach turned into a service.
 
-    .venv/bin/python line_harness/bench/naive.py --model DIR --frames-topic T --results-topic R
+    .venv/bin/python -m line_harness.bench.naive --model DIR --frames-topic T --results-topic R
         [--group G] [--frames N] [--seconds S] [--backend litert]   (Kafka from KAFKA_* env)
 
 Poll ONE message, decode it, predict it alone (batch of 1), publish its result, wait for the

@@ -1,6 +1,6 @@
 """Summarise a py-spy `--format raw` (collapsed stacks) profile of the worker.
 
-    .venv/bin/python line_harness/bench/profile_report.py run/bench/profile-worker.txt [--top 15]
+    .venv/bin/python -m line_harness.bench.profile_report run/bench/profile-worker.txt [--top 15]
 
 Prints, per thread, the share of samples, and the functions with the most samples at the top
 of the stack (self time) and anywhere in the stack (inclusive), so hot spots in worker/ code
@@ -14,6 +14,8 @@ import re
 import sys
 from collections import Counter
 from pathlib import Path
+
+from line_harness.paths import REPO
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
@@ -33,7 +35,7 @@ def _short(frame: str) -> str:
     if not m:
         return frame.strip()
     file = m.group("file")
-    for marker in ("/work/main/", "site-packages/", "python3.12/", "python3.11/"):
+    for marker in (f"{REPO}/", "site-packages/", "python3.12/", "python3.11/"):
         if marker in file:
             file = file.split(marker, 1)[1]
     return f"{m.group('func')} ({file}:{m.group('line') or '?'})"

@@ -1,6 +1,6 @@
 """`deploy/bench.sh`: the performance benchmark, all stages in one run on one machine.
 
-    .venv/bin/python line_harness/bench/run.py [--quick] [--frames N] [--skip-sweep] [--model DIR] ...
+    python -m line_harness.bench.run [--quick] [--frames N] [--skip-sweep] [--model DIR] ...
 
 1 ceiling   the exported model alone (LiteRT, TF SavedModel) at batch 1, 8, 32 on decoded frames
 2 worker    one worker started cold on N pre-loaded 512x512 PNG frames in a 6-partition topic
@@ -23,10 +23,11 @@ import time
 import uuid
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from line_harness.bench.harness import REPO, make_topics, start_broker  # noqa: E402
-from line_harness.bench.report import format_table, ratios  # noqa: E402
+from line_harness.bench.report import format_table, ratios
+from line_harness.kafka.session import broker_session
+from line_harness.kafka.topics import run_topics
+from line_harness.paths import REPO
+from line_harness.processes import exit_on_signals
 
 DEFAULT_MODEL = REPO / "run" / "bench" / "models"
 
@@ -74,18 +75,11 @@ def ensure_model(base: Path) -> Path:
     return base
 
 
-def _exit_cleanly_on_signals() -> None:
-    """SIGTERM/SIGINT raise SystemExit, so the finally blocks stop workers and the broker (background jobs
-    start with SIGINT ignored, and Python's default SIGTERM skips them)."""
-    import signal
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
-
-
 def main(argv=None) -> int:
     """Run the stages, print the table, write results.json."""
     args = _args(argv)
-    _exit_cleanly_on_signals()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # for the children and the ceiling's TensorFlow
+    exit_on_signals()
     from line_harness.bench import stages
     from line_harness.bench.ceiling import ceiling
     from line_runtime.model import latest_version
@@ -97,22 +91,9 @@ def main(argv=None) -> int:
                          k: str(v) for k, v in vars(args).items()}}
     if not args.skip_ceiling:
         results["ceiling"] = ceiling(version_dir, ["litert", "tensorflow"], [1, 8, 32], args.ceiling_seconds)
-    broker = None
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        from line_runtime.settings import KafkaClientSettings, load_settings
-        kafka_env = {k: v for k, v in os.environ.items() if k.startswith("KAFKA_")}
-        client_kwargs = load_settings(KafkaClientSettings).kafka_client_kwargs()
-    else:
-        broker = start_broker(args.out / f"kafka-{os.getpid()}")
-        kafka_env, client_kwargs = broker.client_settings_env(), broker.client_kwargs()
-    try:
-        env = stages.Env(kafka_env, client_kwargs, model, args.out)
+    with broker_session(args.out / f"kafka-{os.getpid()}") as broker:
+        env = stages.Env(broker.kafka_env, broker.client_kwargs, model, args.out)
         _pipeline(args, env, results, stages)
-    finally:
-        if broker is not None:
-            broker.stop()
-            import shutil
-            shutil.rmtree(broker.run_dir, ignore_errors=True)
     results["ratios"] = ratios(results)
     results["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
@@ -122,7 +103,7 @@ def main(argv=None) -> int:
 
 
 def _pipeline(args, env, results: dict, stages) -> None:
-    topics = make_topics(env.client_kwargs, 6, "backlog")
+    topics = run_topics(env.client_kwargs, 6, "backlog")
     print(f"pre-loading {args.frames} 512x512 PNG frames into {topics['frames']} (6 partitions)", flush=True)
     results["preload"] = stages.preload(env, topics["frames"], args.frames)
     profile_s = 0 if args.no_profile else 30

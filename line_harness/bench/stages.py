@@ -7,8 +7,10 @@ Each stage uses fresh topics (or a fresh consumer group on the shared backlog to
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -16,19 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from line_harness.bench.harness import (
-    PYTHON,
-    REPO,
-    TopicReader,
-    WorkerProc,
-    make_topics,
-    percentile,
-    proc_cpu_seconds,
-    proc_rss_bytes,
-    run_sim,
-    sim_run_args,
-    start_sim,
-)
+from line_harness.kafka.topics import run_topics
+from line_harness.paths import REPO
+from line_harness.processes import cpu_seconds, rss_bytes
+from line_harness.readers import OutcomeReader, event_ids
+from line_harness.simulator import run_sim, sim_run_args, start_sim
+from line_harness.worker_process import WorkerProcess
+from producer_sim.stats import percentile
+
+# The worker's own defaults, but no model-folder polling and a shutdown that drains what is in flight.
+BENCH_WORKER_DEFAULTS = {"model_poll_interval_s": 0, "shutdown_grace_s": 20}
 
 
 @dataclass
@@ -56,7 +55,7 @@ class ResourceSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.samples.append((time.monotonic(), proc_cpu_seconds(self.pid), proc_rss_bytes(self.pid)))
+                self.samples.append((time.monotonic(), cpu_seconds(self.pid), rss_bytes(self.pid)))
             except (OSError, IndexError, ValueError):
                 return
             self._stop.wait(self._interval)
@@ -88,28 +87,33 @@ def throughput_from(rows: list[dict]) -> Optional[float]:
     return (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
 
 
+def start_worker(env: Env, topics: dict, name: str, **settings) -> WorkerProcess:
+    """A worker on the run's topics in a group of its own; log in worker-<name>.log."""
+    return WorkerProcess(env.kafka_env, env.model, topics["frames"], topics["results"], topics["dlq"],
+                         f"bench-{uuid.uuid4().hex[:8]}", env.out_dir / f"worker-{name}.log",
+                         defaults=BENCH_WORKER_DEFAULTS, instance_id="bench-worker", **settings)
+
+
 def run_worker_backlog(env: Env, topics: dict, frames: int, name: str, profile_s: float = 0.0,
                        **settings) -> dict:
     """Start one worker cold on a pre-loaded topic and measure it until every frame has a result."""
-    reader = TopicReader(env.client_kwargs, topics)
-    worker = WorkerProc(env.kafka_env, env.model, topics, f"bench-{uuid.uuid4().hex[:8]}",
-                        env.out_dir / f"worker-{name}.log", **settings)
+    reader = OutcomeReader(env.client_kwargs, topics)
+    worker = start_worker(env, topics, name, **settings)
     sampler = ResourceSampler(worker.pid)
     spy = None
     try:
-        ready_s = worker.wait_ready()
+        ready_s = worker.wait_ready(120)
         if profile_s:
             spy = _start_profiler(worker.pid, profile_s, env.out_dir / f"profile-{name}")
-        if not reader.wait_for(frames, timeout_s=3600, progress_timeout_s=120,
-                               alive=lambda: worker.proc.poll() is None):
+        if not reader.wait_for(frames, timeout_s=3600, progress_timeout_s=120, alive=worker.running):
             raise RuntimeError(f"worker {name} (exit code {worker.proc.poll()}): only {sum(reader.counts())} of "
                                f"{frames} frames came back:\n" + worker.log_tail())
         end = time.monotonic()
-        metrics = worker.metrics()
+        commits = worker.metric("inspection_commits_total")
     finally:
         if spy is not None:
             spy.wait(60)
-        worker.stop()
+        worker.stop(40)
         sampler.stop()
         reader.close()
     rows = reader.results
@@ -118,14 +122,14 @@ def run_worker_backlog(env: Env, topics: dict, frames: int, name: str, profile_s
     return {"frames": frames, "ready_s": ready_s, "frames_per_s": throughput_from(rows),
             "backend": rows[0]["backend"], "batch_mean": statistics.fmean(r["batch"] for r in rows),
             "batch_max": max(r["batch"] for r in rows), "full_batch_inference_ms_p50": statistics.median(full),
-            "dead_letters": len(reader.dead), "commits": metrics.get("inspection_commits_total"), **res,
+            "dead_letters": len(reader.dead), "commits": commits, **res,
             "settings": settings}
 
 
 def run_naive(env: Env, frames_topic: str, frames: int, seconds: float) -> dict:
     """The naive one-at-a-time service (line_harness/bench/naive.py) on the same backlog and model."""
     results = f"naive-results-{uuid.uuid4().hex[:8]}"
-    cmd = [PYTHON, "-m", "line_harness.bench.naive", "--model", str(env.model), "--frames-topic",
+    cmd = [sys.executable, "-m", "line_harness.bench.naive", "--model", str(env.model), "--frames-topic",
            frames_topic, "--results-topic", results, "--group", f"naive-{uuid.uuid4().hex[:8]}",
            "--frames", str(frames), "--seconds", str(seconds)]
     done = subprocess.run(cmd, cwd=REPO, env={**_base_env(), **env.kafka_env}, capture_output=True, text=True,
@@ -140,22 +144,19 @@ def run_live(env: Env, name: str, rate: float, seconds: float, backlog: int = 0,
              **settings) -> dict:
     """A worker on fresh topics (optionally with a backlog first), then the simulator at `rate` frames/s
     for `seconds`; capture-to-publish latency of the live frames, from the result events."""
-    topics = make_topics(env.client_kwargs, 6, name)
+    topics = run_topics(env.client_kwargs, 6, name)
     backlog_ids: set[str] = set()
     if backlog:
         preload(env, topics["frames"], backlog, seed=1)
-        from line_harness.bench.harness import topic_event_ids
-        backlog_ids = topic_event_ids(env.client_kwargs, topics["frames"])
-    reader = TopicReader(env.client_kwargs, topics)
-    worker = WorkerProc(env.kafka_env, env.model, topics, f"bench-{uuid.uuid4().hex[:8]}",
-                        env.out_dir / f"worker-{name}.log", **settings)
+        backlog_ids = event_ids(env.client_kwargs, topics["frames"])
+    reader = OutcomeReader(env.client_kwargs, topics)
+    worker = start_worker(env, topics, name, **settings)
     sampler = ResourceSampler(worker.pid)
     try:
-        worker.wait_ready()
+        worker.wait_ready(120)
         backlog_tp = None
         if backlog:
-            if not reader.wait_for(backlog, timeout_s=1800, progress_timeout_s=120,
-                                   alive=lambda: worker.proc.poll() is None):
+            if not reader.wait_for(backlog, timeout_s=1800, progress_timeout_s=120, alive=worker.running):
                 raise RuntimeError(f"{name}: backlog not judged:\n{worker.log_tail()}")
             backlog_tp = throughput_from(reader.results)
         fps = rate / env.cameras
@@ -172,7 +173,7 @@ def run_live(env: Env, name: str, rate: float, seconds: float, backlog: int = 0,
         reader.wait_for(backlog + sent, timeout_s=300, progress_timeout_s=60)
         live_end = time.monotonic()
     finally:
-        worker.stop()
+        worker.stop(40)
         sampler.stop()
         reader.close()
     live = [r for r in reader.results if r["id"] not in backlog_ids]
@@ -189,7 +190,6 @@ def run_live(env: Env, name: str, rate: float, seconds: float, backlog: int = 0,
 
 
 def _base_env() -> dict:
-    import os
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     return env
@@ -197,7 +197,7 @@ def _base_env() -> dict:
 
 def _start_profiler(pid: int, seconds: float, out: Path) -> Optional[subprocess.Popen]:
     """py-spy (from the venv) samples the worker without pausing it; raw collapsed stacks + SVG."""
-    spy = Path(PYTHON).parent / "py-spy"
+    spy = Path(sys.executable).parent / "py-spy"
     if not spy.exists():
         return None
     return subprocess.Popen([str(spy), "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",

@@ -7,12 +7,10 @@ dead-lettered; zero lost; no frame both judged and dead-lettered; duplicates cou
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from line_harness.bench.harness import topic_event_ids
+from line_harness.readers import committed_offsets, event_ids, read_to_end
 
 
 @dataclass
@@ -52,66 +50,23 @@ class Accounting:
                 + (f" (lost: {self.lost_committed} committed past, e.g. {self.lost_ids[:5]})" if self.lost else ""))
 
 
-def read_ids(client_kwargs: dict, topic: str, read_committed: bool, idle_s: float = 3.0) -> list[tuple[str, str]]:
-    """(event_id, reason or '') of every record of a JSON topic, read to its end."""
-    from kafka import KafkaConsumer, TopicPartition
-    consumer = KafkaConsumer(**client_kwargs, group_id=None, enable_auto_commit=False,
-                             isolation_level="read_committed" if read_committed else "read_uncommitted",
-                             max_partition_fetch_bytes=8 << 20)
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not parts:
-            return []
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
-        out: list[tuple[str, str]] = []
-        deadline = time.monotonic() + 120
-        last_progress = time.monotonic()
-        while time.monotonic() < deadline:
-            if all(consumer.position(tp) >= ends[tp] for tp in parts):
-                break  # with read_committed, position passes the transaction markers too
-            got = consumer.poll(timeout_ms=500, max_records=5000)
-            for records in got.values():
-                for r in records:
-                    doc = json.loads(r.value)
-                    out.append((doc["event_id"], doc.get("reason", "")))
-            if got:
-                last_progress = time.monotonic()
-            elif time.monotonic() - last_progress > idle_s:
-                break  # an open (never committed) transaction can hold read_committed positions back
-        return out
-    finally:
-        consumer.close()
-
-
-def committed_offsets(client_kwargs: dict, topic: str, group: str) -> dict[int, int]:
-    """partition -> offset the group has committed on topic (0 when none)."""
-    from kafka import KafkaConsumer, TopicPartition
-    consumer = KafkaConsumer(**client_kwargs, group_id=group, enable_auto_commit=False)
-    try:
-        return {p: consumer.committed(TopicPartition(topic, p)) or 0 for p in consumer.partitions_for_topic(topic)}
-    finally:
-        consumer.close()
-
-
 def account(client_kwargs: dict, topics: dict[str, str], exactly_once: bool = False,
             group: str | None = None) -> Accounting:
     """Compare the frames topic with the results and dead-letter topics (and, given the group, say
     whether lost frames were committed past)."""
-    produced = topic_event_ids(client_kwargs, topics["frames"])
-    results = read_ids(client_kwargs, topics["results"], exactly_once)
-    dead = read_ids(client_kwargs, topics["dlq"], exactly_once)
-    judged = {i for i, _ in results}
+    produced = event_ids(client_kwargs, topics["frames"])
+    results = [doc["event_id"] for doc in read_to_end(client_kwargs, topics["results"], exactly_once)]
+    dead = {(doc["event_id"], doc["reason"]) for doc in read_to_end(client_kwargs, topics["dlq"], exactly_once)}
+    judged = set(results)
     dead_ids = {i for i, _ in dead}
-    reasons = Counter(reason for _, reason in {(i, r) for i, r in dead})
+    reasons = Counter(reason for _, reason in dead)
     lost = sorted(produced - judged - dead_ids, key=lambda i: (int(i.rsplit("-", 2)[1]), int(i.rsplit("-", 1)[1])))
     lost_committed = 0
     if lost and group:
         committed = committed_offsets(client_kwargs, topics["frames"], group)
         lost_committed = sum(1 for i in lost if int(i.rsplit("-", 1)[1]) < committed[int(i.rsplit("-", 2)[1])])
-    return Accounting(lost_committed=lost_committed, lost_ids=lost[:20],produced=len(produced), judged=len(judged & produced), dead_lettered=len(dead_ids & produced),
-                      lost=len(produced - judged - dead_ids), result_records=len(results),
+    return Accounting(produced=len(produced), judged=len(judged & produced), dead_lettered=len(dead_ids & produced),
+                      lost=len(lost), result_records=len(results),
                       duplicates=len(results) - len(judged), judged_and_dead=len(judged & dead_ids),
                       unknown=len((judged | dead_ids) - produced), exactly_once=exactly_once,
-                      dead_by_reason=dict(reasons))
+                      dead_by_reason=dict(reasons), lost_committed=lost_committed, lost_ids=lost[:20])

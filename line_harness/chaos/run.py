@@ -1,6 +1,6 @@
 """`deploy/chaos.sh`: the fault suite against real workers, simulator and broker.
 
-    .venv/bin/python line_harness/chaos/run.py [--short] [--only kill,restart,rebalance,corrupt,kill-eos]
+    python -m line_harness.chaos.run [--short] [--only kill,restart,rebalance,corrupt,kill-eos]
         [--kills 10] [--corrupt-frames 3000] [--soak] [--soak-minutes 20]
 
 Scenarios: SIGKILL the worker at random moments during a steady stream (at-least-once, and
@@ -19,15 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from line_harness.bench.harness import REPO, start_broker  # noqa: E402
-from line_harness.chaos import scenarios  # noqa: E402
+from line_harness.chaos import scenarios
+from line_harness.kafka.session import broker_session
+from line_harness.paths import REPO
+from line_harness.processes import exit_on_signals
 
 ALL = ("kill", "kill-eos", "restart", "rebalance", "corrupt")
 
@@ -73,14 +72,6 @@ def run_scenarios(ctx: "scenarios.Ctx", names: list[str], kills: int, corrupt_fr
     return out
 
 
-def _exit_cleanly_on_signals() -> None:
-    """SIGTERM/SIGINT raise SystemExit, so the finally blocks stop workers and the broker (background jobs
-    start with SIGINT ignored, and Python's default SIGTERM skips them)."""
-    import signal
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
-
-
 def main(argv=None) -> int:
     """CLI: run the suite, write results.json, exit 1 on any failure."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,7 +83,8 @@ def main(argv=None) -> int:
     p.add_argument("--soak-minutes", type=float, default=20.0)
     p.add_argument("--out", type=Path, default=REPO / "run" / "chaos")
     args = p.parse_args(argv)
-    _exit_cleanly_on_signals()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # for the children
+    exit_on_signals()
     names = args.only.split(",") if args.only else list(ALL)
     if args.short:
         args.kills, args.corrupt_frames = min(args.kills, 3), min(args.corrupt_frames, 3000)
@@ -101,23 +93,11 @@ def main(argv=None) -> int:
         names.append("soak")
     args.out.mkdir(parents=True, exist_ok=True)
     model = build_model(args.out)
-    broker = None
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        from line_runtime.settings import KafkaClientSettings, load_settings
-        kafka_env = {k: v for k, v in os.environ.items() if k.startswith("KAFKA_")}
-        client_kwargs = load_settings(KafkaClientSettings).kafka_client_kwargs()
-    else:
-        broker = start_broker(args.out / f"kafka-{os.getpid()}")
-        kafka_env, client_kwargs = broker.client_settings_env(), broker.client_kwargs()
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    try:
-        ctx = scenarios.Ctx(broker, kafka_env, client_kwargs, model, args.out)
+    with broker_session(args.out / f"kafka-{os.getpid()}") as broker:
+        ctx = scenarios.Ctx(broker.local, broker.kafka_env, broker.client_kwargs, model, args.out)
         results = run_scenarios(ctx, names, args.kills, args.corrupt_frames, args.soak_minutes,
                                 log=lambda s: print(s, flush=True))
-    finally:
-        if broker is not None:
-            broker.stop()
-            shutil.rmtree(broker.run_dir, ignore_errors=True)
     doc = {"command": " ".join(sys.argv), "started_utc": started, "load_average": os.getloadavg(),
            "scenarios": results}
     (args.out / "results.json").write_text(json.dumps(doc, indent=2, default=str))

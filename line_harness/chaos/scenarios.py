@@ -15,18 +15,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from line_harness.bench.harness import (
-    TopicReader,
-    WorkerProc,
-    make_topics,
-    run_sim,
-    sim_run_args,
-    start_sim,
-    steady_rate,
-    topic_record_count,
-)
 from line_harness.chaos.accounting import account
+from line_harness.kafka.topics import run_topics
+from line_harness.processes import cpu_seconds, rss_bytes
+from line_harness.readers import OutcomeReader, record_count
+from line_harness.simulator import run_sim, sim_run_args, start_sim
+from line_harness.worker_process import WorkerNotReady, WorkerProcess
 from producer_sim.faults import EXPECTED_REASON
+
+# The worker's own defaults, but no model-folder polling and a shutdown that drains what is in flight.
+CHAOS_WORKER_DEFAULTS = {"model_poll_interval_s": 0, "shutdown_grace_s": 20}
 
 
 @dataclass
@@ -43,9 +41,28 @@ class Ctx:
     seed: int = 0
 
 
-def _worker(ctx: Ctx, topics: dict, group: str, name: str, **settings) -> WorkerProc:
-    return WorkerProc(ctx.kafka_env, ctx.model, topics, group, ctx.out_dir / f"{name}.log", instance_id=name,
-                      **settings)
+def _worker(ctx: Ctx, topics: dict, group: str, name: str, **settings) -> WorkerProcess:
+    """A worker named `name` in `group`, ready (/readyz); log in <name>.log."""
+    worker = WorkerProcess(ctx.kafka_env, ctx.model, topics["frames"], topics["results"], topics["dlq"], group,
+                           ctx.out_dir / f"{name}.log", defaults=CHAOS_WORKER_DEFAULTS, name=name, instance_id=name,
+                           **settings)
+    try:
+        worker.wait_ready(120)
+    except WorkerNotReady:
+        worker.stop()
+        raise
+    return worker
+
+
+def steady_rate(stamps_ns: list[int], trim: float = 0.1) -> float:
+    """Events/s between the trim and 1-trim quantiles of their timestamps: leaves out the cold start and
+    the tail, which on a short backlog would otherwise dominate the figure."""
+    if len(stamps_ns) < 10:
+        return 0.0
+    ordered = sorted(stamps_ns)
+    lo, hi = int(trim * (len(ordered) - 1)), int((1 - trim) * (len(ordered) - 1))
+    span = (ordered[hi] - ordered[lo]) / 1e9
+    return (hi - lo) / span if span > 0 else 0.0
 
 
 def _stream(ctx: Ctx, topics: dict, fps_per_camera: float, name: str, **kw):
@@ -63,16 +80,16 @@ def _end_stream(ctx: Ctx, sim, name: str) -> dict:
     return json.loads(text) if text.strip() else {}
 
 
-def _finish(ctx: Ctx, topics: dict, last: WorkerProc, group: str, exactly_once: bool = False,
+def _finish(ctx: Ctx, topics: dict, last: WorkerProcess, group: str, exactly_once: bool = False,
             timeout_s: float = 180) -> dict:
     """Let the surviving worker judge everything, stop it, and run the check."""
-    produced = topic_record_count(ctx.client_kwargs, topics["frames"])
-    reader = TopicReader(ctx.client_kwargs, topics)
+    produced = record_count(ctx.client_kwargs, topics["frames"])
+    reader = OutcomeReader(ctx.client_kwargs, topics)
     try:
         complete = reader.wait_for(produced, timeout_s=timeout_s, progress_timeout_s=60)
     finally:
         reader.close()
-    code = last.stop()
+    code = last.stop(40)
     acc = account(ctx.client_kwargs, topics, exactly_once, group)
     return {"accounting": acc.to_dict(), "check": acc.line(), "drained": complete, "last_exit_code": code,
             "passed": acc.ok and complete}
@@ -82,20 +99,18 @@ def sigkill(ctx: Ctx, kills: int = 10, exactly_once: bool = False, fps: float = 
     """SIGKILL the worker at random moments during a steady stream; restart it each time."""
     rng = random.Random(ctx.seed)
     guarantee = "exactly_once" if exactly_once else "at_least_once"
-    topics, group = make_topics(ctx.client_kwargs, 3, "kill"), f"chaos-{uuid.uuid4().hex[:8]}"
+    topics, group = run_topics(ctx.client_kwargs, 3, "kill"), f"chaos-{uuid.uuid4().hex[:8]}"
     name = f"kill-{guarantee}"
     sim = _stream(ctx, topics, fps, name)
     moments = []
     try:
         for i in range(kills):
             w = _worker(ctx, topics, group, f"{name}-{i}", processing_guarantee=guarantee)
-            w.wait_ready()
             pause = rng.uniform(0.5, 4.0)
             time.sleep(pause)
             w.kill()
             moments.append(round(pause, 2))
         last = _worker(ctx, topics, group, f"{name}-last", processing_guarantee=guarantee)
-        last.wait_ready()
         time.sleep(3)
     finally:
         summary = _end_stream(ctx, sim, name)
@@ -108,9 +123,8 @@ def broker_restart(ctx: Ctx, before_s: float = 8.0, after_s: float = 8.0, fps: f
     """Restart the broker (LocalKafka.restart: graceful stop, same ports and data) mid-stream."""
     if ctx.kafka is None:
         return {"scenario": "broker restart", "skipped": "external broker: cannot restart it", "passed": None}
-    topics, group = make_topics(ctx.client_kwargs, 3, "restart"), f"chaos-{uuid.uuid4().hex[:8]}"
+    topics, group = run_topics(ctx.client_kwargs, 3, "restart"), f"chaos-{uuid.uuid4().hex[:8]}"
     w = _worker(ctx, topics, group, "restart-worker")
-    w.wait_ready()
     sim = _stream(ctx, topics, fps, "restart")
     try:
         time.sleep(before_s)
@@ -128,21 +142,18 @@ def broker_restart(ctx: Ctx, before_s: float = 8.0, after_s: float = 8.0, fps: f
 
 def rebalance(ctx: Ctx, fps: float = 25.0, phase_s: float = 5.0) -> dict:
     """Two workers in one group: B joins mid-stream, A leaves (SIGTERM), C joins, B is SIGKILLed."""
-    topics, group = make_topics(ctx.client_kwargs, 6, "rebal"), f"chaos-{uuid.uuid4().hex[:8]}"
+    topics, group = run_topics(ctx.client_kwargs, 6, "rebal"), f"chaos-{uuid.uuid4().hex[:8]}"
     a = _worker(ctx, topics, group, "rebal-a")
-    a.wait_ready()
     sim = _stream(ctx, topics, fps, "rebal")
     steps = []
     try:
         time.sleep(phase_s)
         b = _worker(ctx, topics, group, "rebal-b")
-        b.wait_ready()
         steps.append("B joined")
         time.sleep(phase_s)
-        a_code = a.stop()
+        a_code = a.stop(40)
         steps.append(f"A left (SIGTERM, exit {a_code})")
         c = _worker(ctx, topics, group, "rebal-c")
-        c.wait_ready()
         steps.append("C joined")
         time.sleep(phase_s)
         b.kill()
@@ -156,17 +167,16 @@ def rebalance(ctx: Ctx, fps: float = 25.0, phase_s: float = 5.0) -> dict:
 
 
 def _backlog_run(ctx: Ctx, frames: int, corrupt_rate: float, name: str, frame_size: str = "") -> dict:
-    topics, group = make_topics(ctx.client_kwargs, 6, name), f"chaos-{uuid.uuid4().hex[:8]}"
+    topics, group = run_topics(ctx.client_kwargs, 6, name), f"chaos-{uuid.uuid4().hex[:8]}"
     sim = run_sim(ctx.kafka_env, sim_run_args(topics["frames"], frames=frames, cameras=ctx.cameras,
                                               frame_size=frame_size or ctx.frame_size, seed=ctx.seed, pool_size=100,
                                               corrupt_rate=corrupt_rate))
-    reader = TopicReader(ctx.client_kwargs, topics)
-    w = _worker(ctx, topics, group, f"{name}-worker")
+    reader = OutcomeReader(ctx.client_kwargs, topics)
     try:
-        w.wait_ready()
-        cpu0 = w.cpu_seconds()
+        w = _worker(ctx, topics, group, f"{name}-worker")
+        cpu0 = cpu_seconds(w.pid)
         done = reader.wait_for(frames, timeout_s=600, progress_timeout_s=60)
-        cpu = w.cpu_seconds() - cpu0
+        cpu = cpu_seconds(w.pid) - cpu0
     finally:
         reader.close()
     stamps = sorted([r["published_ns"] for r in reader.results] + [d["dead_ns"] for d in reader.dead])
@@ -206,15 +216,14 @@ def soak(ctx: Ctx, minutes: float = 20.0, load: float = 0.7, capacity_frames: in
     """Measure capacity on a backlog, then run at `load` of it for `minutes`, sampling the worker's RSS."""
     cap = _backlog_run(ctx, capacity_frames, 0.0, "soak-capacity")
     rate = load * cap["frames_per_s"]
-    topics, group = make_topics(ctx.client_kwargs, 6, "soak"), f"chaos-{uuid.uuid4().hex[:8]}"
+    topics, group = run_topics(ctx.client_kwargs, 6, "soak"), f"chaos-{uuid.uuid4().hex[:8]}"
     w = _worker(ctx, topics, group, "soak-worker")
-    w.wait_ready()
     sim = _stream(ctx, topics, rate / ctx.cameras, "soak", duration_s=minutes * 60)
     curve: list[tuple[float, float]] = []
     start = time.monotonic()
     try:
         while sim.poll() is None and time.monotonic() - start < minutes * 60 + 120:
-            curve.append((round(time.monotonic() - start, 1), round(w.rss_bytes() / 2**20, 1)))
+            curve.append((round(time.monotonic() - start, 1), round(rss_bytes(w.pid) / 2**20, 1)))
             time.sleep(sample_s)
     finally:
         summary = _end_stream(ctx, sim, "soak")

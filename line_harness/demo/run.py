@@ -16,18 +16,27 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypeVar
 
 from line_contracts import topics
 from line_harness.demo.settings import DemoSettings
-from line_harness.demo.stack import DemoBroker, DemoFailed, ModelBuilder, Watch, prefixed, worker_env, worker_progress
+from line_harness.demo.stack import (
+    DEMO_WORKER_DEFAULTS,
+    DemoBroker,
+    DemoFailed,
+    ModelBuilder,
+    Watch,
+    prefixed,
+    worker_progress,
+)
 from line_harness.demo.summary import format_summary
 from line_harness.paths import REPO
-from line_harness.processes import Child, free_port, group_alive, tee_lines, wait_until
+from line_harness.processes import Child, group_alive, tee_lines, wait_until
+from line_harness.worker_process import WorkerNotReady, WorkerProcess
 from line_runtime.settings import SettingsError, load_settings
 
+TrackedChild = TypeVar("TrackedChild", bound=Child)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_SETTINGS, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -86,7 +95,7 @@ class Demo:
         worker = self._start_worker(model_path, client_env)
         if self.stop.is_set():
             return EXIT_INTERRUPTED
-        self._start_prometheus()
+        self._start_prometheus(worker)
         watch = Watch(self._sim_cmd("watch") + ["--json"], self.sim_env, self.logs, self._track)
         if not watch.wait_watching(timeout_s=60):
             raise DemoFailed(f"`producer_sim watch` did not start; log: {watch.child.log_path}\n"
@@ -104,7 +113,7 @@ class Demo:
             return EXIT_INTERRUPTED
         return EXIT_OK if results > 0 else EXIT_FAILED
 
-    def _finish(self, sim: Child, watch: Watch, worker: Child) -> None:
+    def _finish(self, sim: Child, watch: Watch, worker: WorkerProcess) -> None:
         """Stop the cameras, let the worker judge what is queued, then collect every number."""
         code = sim.stop(grace_s=20, first_signal=signal.SIGINT)  # SIGINT: it flushes and prints its summary
         self.facts["simulator"] = _read_json(self.logs / "simulator.json")
@@ -113,48 +122,42 @@ class Demo:
         sent = (self.facts["simulator"] or {}).get("acked", 0)
         drain_s = min(self.s.drain_s, 5.0) if self.stop.is_set() else self.s.drain_s
         say(f"cameras stopped after {sent} acknowledged frames; waiting up to {drain_s:g}s for the worker to finish")
-        done = wait_until(lambda: worker_progress(self.metrics_url)["accounted"] >= sent, drain_s, 0.5)
+        done = wait_until(lambda: worker_progress(worker)["accounted"] >= sent, drain_s, 0.5)
         time.sleep(1.5)  # results published just now still have to reach `watch`
         self.facts["drained"] = done
         self.facts["watch"] = watch.finish()
-        self.facts["worker_metrics"] = worker_progress(self.metrics_url)
+        self.facts["worker_metrics"] = worker_progress(worker)
         if self.prometheus is not None:
             self.facts["prometheus"] = self._prometheus_snapshot()
 
     # -- steps --------------------------------------------------------------------------------
-    def _start_worker(self, model_path: Path, client_env: dict[str, str]) -> Child:
-        port = free_port(9400)  # 9400 is what deploy/prometheus/prometheus.yml scrapes
-        self.metrics_url = f"http://127.0.0.1:{port}"
-        env = worker_env(self.env, client_env, model_path, port, self.topics, self.group)
-        worker = self._track(Child("worker", [sys.executable, "-m", "worker"], env, self.logs / "worker.log", REPO))
+    def _start_worker(self, model_path: Path, client_env: dict[str, str]) -> WorkerProcess:
+        # 9400 is what deploy/prometheus/prometheus.yml scrapes
+        worker = self._track(WorkerProcess(client_env, model_path, self.topics["frames"], self.topics["results"],
+                                           self.topics["dead_letter"], self.group, self.logs / "worker.log",
+                                           env=self.env, defaults=DEMO_WORKER_DEFAULTS, preferred_port=9400))
         say(f"worker starting (model {model_path.relative_to(REPO) if model_path.is_relative_to(REPO) else model_path},"
-            f" batches of <= {env['WORKER_MAX_BATCH_SIZE']} frames / {env['WORKER_MAX_BATCH_WAIT_MS']} ms); "
-            f"log: {worker.log_path}")
-        t0 = time.monotonic()
-        deadline = t0 + self.s.worker_ready_timeout_s
-        while not _http_ok(f"{self.metrics_url}/readyz"):
-            if not worker.running():
-                raise DemoFailed(f"the worker exited ({worker.proc.returncode}) before it was ready; "
-                                 f"log: {worker.log_path}\n{worker.log_tail()}")
-            if self.stop.is_set():
-                return worker  # the caller sees the stop flag and winds down
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"the worker was not ready within {self.s.worker_ready_timeout_s:g}s "
-                                 f"(DEMO_WORKER_READY_TIMEOUT_S); log: {worker.log_path}\n{worker.log_tail()}")
-            time.sleep(0.3)
-        say(f"worker ready in {time.monotonic() - t0:.1f}s; metrics: {self.metrics_url}/metrics "
-            f"(health: /healthz, /readyz)")
-        self.facts["metrics_url"] = f"{self.metrics_url}/metrics"
+            f" batches of <= {worker.env['WORKER_MAX_BATCH_SIZE']} frames / {worker.env['WORKER_MAX_BATCH_WAIT_MS']} ms);"
+            f" log: {worker.log_path}")
+        try:
+            seconds = worker.wait_ready(self.s.worker_ready_timeout_s, stop=self.stop)
+        except WorkerNotReady as exc:
+            raise DemoFailed(f"{exc}\n(the wait is DEMO_WORKER_READY_TIMEOUT_S={self.s.worker_ready_timeout_s:g})") \
+                from None
+        if self.stop.is_set():
+            return worker  # the caller sees the stop flag and winds down
+        say(f"worker ready in {seconds:.1f}s; metrics: {worker.url}/metrics (health: /healthz, /readyz)")
+        self.facts["metrics_url"] = f"{worker.url}/metrics"
         return worker
 
-    def _start_prometheus(self) -> None:
+    def _start_prometheus(self, worker: WorkerProcess) -> None:
         if not self.s.prometheus:
             return
         if shutil.which("prometheus") is None:
             say("prometheus is not installed: skipping it (Debian: apt-get install prometheus)")
             return
         from line_harness.demo.prometheus import PrometheusError, PrometheusServer
-        server = PrometheusServer(self.s.run_dir / "prometheus", [self.metrics_url.removeprefix("http://")], self.env)
+        server = PrometheusServer(self.s.run_dir / "prometheus", [f"127.0.0.1:{worker.port}"], self.env)
         try:
             seconds = server.start()
         except PrometheusError as exc:
@@ -210,7 +213,7 @@ class Demo:
                 "--defect-scale", str(s.defect_scale),
                 "--corrupt-rate", str(s.corrupt_rate), "--frame-size", s.frame_size, "--json"]
 
-    def _track(self, child: Child) -> Child:
+    def _track(self, child: TrackedChild) -> TrackedChild:
         self.children.append(child)
         return child
 
@@ -237,14 +240,6 @@ class Demo:
             child.send(signal.SIGKILL)
         if self.broker is not None:
             self.broker.stop(kill=True)
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
 
 
 def _read_json(path: Path) -> Optional[dict]:

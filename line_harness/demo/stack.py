@@ -11,12 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Callable, Optional
 
 from line_harness.demo.settings import REPO, DemoSettings
 from line_harness.processes import Child, free_port, group_alive, tee_lines
+from line_harness.worker_process import WorkerProcess
 
 Say = Callable[[str], None]
 Track = Callable[[Child], Child]
@@ -153,33 +153,20 @@ class ModelBuilder:
         self.say(f"model built in {time.monotonic() - t0:.0f}s")
 
 
-def worker_env(base: dict[str, str], client_env: dict[str, str], model_path: Path, port: int,
-               topics: dict[str, str], group: str) -> dict[str, str]:
-    """The worker's WORKER_* settings: the demo's broker/topics/model/port, and 2-core-friendly batching."""
-    env = prefixed(base, "WORKER_", client_env)
-    # Tunables only: a WORKER_* variable the user set wins (see docs/demo.md).
-    for key, value in {"WORKER_MAX_BATCH_SIZE": "8", "WORKER_MAX_BATCH_WAIT_MS": "50",
-                       "WORKER_DECODE_THREADS": "1", "WORKER_MAX_QUEUED_BATCHES": "4",
-                       "WORKER_SHUTDOWN_GRACE_S": "20", "WORKER_INSTANCE_ID": "demo-worker-1"}.items():
-        env.setdefault(key, value)
-    env.update(WORKER_MODEL_PATH=str(model_path), WORKER_METRICS_HOST="127.0.0.1", WORKER_METRICS_PORT=str(port),
-               WORKER_FRAMES_TOPIC=topics["frames"], WORKER_RESULTS_TOPIC=topics["results"],
-               WORKER_DEAD_LETTER_TOPIC=topics["dead_letter"], WORKER_GROUP_ID=group)
-    return env
+# 2-core-friendly batching; tunables only: a WORKER_* variable the user set wins (see docs/demo.md).
+DEMO_WORKER_DEFAULTS = {"max_batch_size": 8, "max_batch_wait_ms": 50, "decode_threads": 1, "max_queued_batches": 4,
+                        "shutdown_grace_s": 20, "instance_id": "demo-worker-1"}
 
 
-def worker_progress(metrics_url: str) -> dict:
+def worker_progress(worker: WorkerProcess) -> dict:
     """Frames the worker has finished (judged + dead-lettered) and its batching, from its /metrics."""
-    from prometheus_client.parser import text_string_to_metric_families
     try:
-        with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=3) as resp:
-            text = resp.read().decode()
-    except OSError:
+        samples = worker.samples()
+    except RuntimeError:
         return {"accounted": -1}
     totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    for sample in samples:
+        totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     judged = int(totals.get("inspection_frames_judged_total", 0))
     dead = int(totals.get("inspection_frames_dead_lettered_total", 0))
     batches = totals.get("inspection_batch_size_frames_count", 0)

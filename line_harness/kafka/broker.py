@@ -23,14 +23,13 @@ from typing import Optional
 
 from line_harness.kafka.config import broker_properties, log4j2_properties
 from line_harness.paths import DEPLOY_DIR, REPO
+from line_harness.processes import die_with_parent, free_port, port_is_free
 
 KAFKA_DIR = DEPLOY_DIR / "kafka"  # pom.xml; the fetched jars go under its target/
 JAR_DIR = KAFKA_DIR / "target" / "dependency"
-REPO_ROOT = REPO
-DEFAULT_RUN_DIR = REPO_ROOT / "run" / "kafka"
+DEFAULT_RUN_DIR = REPO / "run" / "kafka"
 SECURITY_MODES = ("plaintext", "sasl_ssl")
 SCRAM_MECHANISM = "SCRAM-SHA-512"
-_PR_SET_PDEATHSIG = 1
 
 
 class BrokerError(RuntimeError):
@@ -58,39 +57,12 @@ def fetch_jars(jar_dir: Path = JAR_DIR, force: bool = False) -> bool:
     return True
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def read_state(run_dir: Path) -> dict:
     """Ports and security mode a run dir was last started with ({} if never)."""
     try:
         return json.loads((Path(run_dir) / "state.json").read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: ask Linux to SIGKILL the broker when its parent dies (test runs).
-
-    Linux fires this when the *thread* that started the broker exits, so start (and restart) a
-    die_with_parent broker from a long-lived thread, normally the main one.
-    """
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _is_our_broker(pid: int, run_dir: Path) -> bool:
@@ -184,7 +156,7 @@ class LocalKafka:
             raise BrokerError(f"Kafka jars missing in {self.jar_dir}: run `make kafka-jars` "
                               "(or `python -m line_harness.kafka fetch`)")
         for port, what in ((self.port, "client"), (self.controller_port, "controller")):
-            if not _port_is_free(port):
+            if not port_is_free(port):
                 raise BrokerError(f"{what} port {port} on 127.0.0.1 is in use: pick another with --port "
                                   f"(or stop what listens there)")
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -195,7 +167,7 @@ class LocalKafka:
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                           start_new_session=True,  # own process group: stop() kills it whole
-                                          preexec_fn=_die_with_parent if self.die_with_parent else None)
+                                          preexec_fn=die_with_parent if self.die_with_parent else None)
         finally:
             out.close()
         self.pid_file.write_text(f"{self._proc.pid}\n")

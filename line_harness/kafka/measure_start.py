@@ -1,6 +1,6 @@
 """Measure broker start-to-ready: jar fetch into an empty Maven repo (cold), then start/restart per mode.
 
-    .venv/bin/python line_harness/kafka/measure_start.py [--keep-m2]
+    .venv/bin/python -m line_harness.kafka.measure_start [--keep-m2]
 
 Uses its own jar dir, Maven repository and run dirs (all removed afterwards), so it never touches
 the project's jars or a running broker. Downloads ~43 MB from Maven Central unless --keep-m2.
@@ -15,12 +15,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from line_harness.kafka.broker import REPO_ROOT, LocalKafka, fetch_jars
+from line_harness.kafka.broker import LocalKafka, fetch_jars
+from line_harness.paths import REPO
 
 
 def main(argv: list[str]) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="kafka-measure-"))
-    jars, run_dir = scratch / "jars", REPO_ROOT / "run" / f"measure-{os.getpid()}"
+    jars, run_dir = scratch / "jars", REPO / "run" / f"measure-{os.getpid()}"
     if "--keep-m2" not in argv:  # an empty local Maven repository: a fresh machine's first fetch
         os.environ["MAVEN_OPTS"] = f"{os.environ.get('MAVEN_OPTS', '')} -Dmaven.repo.local={scratch / 'm2'}"
     try:

@@ -7,6 +7,7 @@ Usable from Python (`create_topics(client_kwargs, specs)`) and through
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from line_contracts.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, RESULTS_TOPIC
@@ -74,3 +75,15 @@ def wait_for_leaders(admin, topics: list[str], deadline: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics {pending} have no leader yet; is the broker healthy?")
         time.sleep(0.1)
+
+
+def run_topics(client_kwargs: dict, frames_partitions: int, tag: str = "") -> dict[str, str]:
+    """Unique frames/results/dlq topics for one benchmark or fault run: {'frames':..., 'results':..., 'dlq':...}."""
+    suffix = f"{tag}-{uuid.uuid4().hex[:8]}" if tag else uuid.uuid4().hex[:8]
+    names = {"frames": f"frames-{suffix}", "results": f"results-{suffix}", "dlq": f"dlq-{suffix}"}
+    # Retention far above what a run writes (a 20-minute soak writes ~1.5 GB): the check counts frames
+    # from offset 0, and results for deleted frames could not be matched to them otherwise.
+    create_topics(client_kwargs, [TopicSpec(names["frames"], frames_partitions, frames_topic_configs(16 << 30)),
+                                  TopicSpec(names["results"], frames_partitions, {}),
+                                  TopicSpec(names["dlq"], 1, {"max.message.bytes": str(4 << 20)})])
+    return names

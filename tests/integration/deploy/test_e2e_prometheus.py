@@ -20,11 +20,11 @@ import time
 
 import pytest
 
-from line_harness.demo.prometheus import PrometheusServer  # noqa: E402
+from line_harness.demo.prometheus import PrometheusServer
 from line_harness.paths import REPO
-from line_harness.processes import Child  # noqa: E402
-from line_harness.tools.promql_inventory import all_expressions, dashboard_expressions, rule_expressions  # noqa: E402
-from line_harness.worker_process import WorkerProcess  # noqa: E402
+from line_harness.processes import Child
+from line_harness.tools.promql_inventory import all_expressions, dashboard_expressions, rule_expressions
+from line_harness.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from line_harness.kafka.broker import BrokerError, LocalKafka, free_port
+from line_harness.kafka.broker import BrokerError, LocalKafka
 from line_harness.paths import REPO
+from line_harness.processes import free_port
 
 CLI = [sys.executable, "-m", "line_harness.kafka"]
 
