@@ -91,7 +91,7 @@ evaluate: setup ## evaluation report: MODEL=<dir> DATA=<DAGM class folder> SPLIT
 	$(PY) -m training evaluate --model $(MODEL) --data $(DATA) --split $(SPLIT) --report $(REPORT)
 
 perf-worker: setup kafka-jars ## worker frames/s vs the model alone, one run (WORKER_PERF_MODEL=<model dir>)
-	$(PY) -m pytest -m slow tests/test_worker_perf.py -s
+	$(PY) -m pytest -m slow tests/integration/worker/test_worker_perf.py -s
 
 bench-pacing: setup ## simulator pacing check, 6 cameras x 30 fps x 60 s, on a running broker (BOOTSTRAP)
 	$(PY) -m producer_sim.bench_pacing --bootstrap-servers $(BOOTSTRAP)
