@@ -185,7 +185,9 @@ def test_image_extra_covers_the_deployables_imports_and_nothing_heavy(package):
 
 
 def test_gpu_worker_extra_covers_tensorflow():
-    assert third_party_imports("worker") <= extra_modules("worker-gpu")
+    # LiteRT is imported only for a model served on CPU; the GPU image serves the SavedModel.
+    assert third_party_imports("worker") - {"ai_edge_litert"} <= extra_modules("worker-gpu")
+    assert "tensorflow" in extra_modules("worker-gpu")
 
 
 def test_compose_builds_existing_targets_with_the_charts_image_names():
