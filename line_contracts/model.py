@@ -42,3 +42,11 @@ class ModelMetadata(BaseModel):
     training_data: dict[str, Any] = Field(default_factory=dict, description="Summary of the data it was trained on.")
     metrics: dict[str, Any] = Field(default_factory=dict, description="Validation metrics at export time.")
     created_at: Optional[str] = Field(None, description="ISO-8601 UTC export time.")
+    fit_to_serve: bool = Field(
+        True, description="False when the held-out part failed the training quality gate; workers refuse such a model unless allowed."
+    )
+    quality_gate: dict[str, Any] = Field(
+        default_factory=dict, description="The gate's limits, the held-out values it judged and the reasons it failed, if it did."
+    )
+    litert_twin: bool = Field(True, description="model.tflite was written; False: LiteRT conversion failed, TensorFlow only.")
+    export_warnings: list[str] = Field(default_factory=list, description="What went wrong at export without losing the model.")

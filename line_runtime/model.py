@@ -99,6 +99,17 @@ def read_metadata(version_dir: Path) -> ModelMetadata:
         raise ModelLoadError(f"{path} is not valid model metadata: {exc}") from exc
 
 
+def check_fit_to_serve(metadata: ModelMetadata, allow_unfit: bool) -> None:
+    """Refuse a model whose held-out part failed the training quality gate, unless `allow_unfit`."""
+    if metadata.fit_to_serve or allow_unfit:
+        return
+    reasons = "; ".join(metadata.quality_gate.get("reasons", [])) or "no reasons recorded"
+    raise ModelLoadError(
+        f"model {metadata.name} v{metadata.version} is marked not fit to serve by its training quality gate ({reasons}); "
+        "retrain it, or set WORKER_ALLOW_UNFIT_MODEL=true to serve it anyway"
+    )
+
+
 def load_model(version_dir: Path, backend: str = "auto", jit_compile: bool = False, num_threads: Optional[int] = None) -> LoadedModel:
     """Open a version folder with the chosen backend ("auto": TF on GPU, else LiteRT if present, else TF)."""
     version_dir = Path(version_dir)

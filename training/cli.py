@@ -37,32 +37,37 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def _add_training_options(p: argparse.ArgumentParser, *, epochs: int, minutes: float, model_size: str, crop: int, repeats: int,
-                          learning_rate: float = 1e-3, variant: str = "stride8", patience: int = 8,
-                          schedule: str = "step") -> None:
+def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=None, model_size=None, crop=None, repeats=None,
+                          learning_rate=None, variant=None, patience=None, schedule=None) -> None:
+    """Options shared by train and quick-demo; None defaults are chosen by the plan (training/plan.py)."""
     p.add_argument("--out", type=Path, required=True, help="model base folder; the version goes into OUT/<version>/")
     p.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
     p.add_argument("--backbone", default=None, help="TF Hub URL or local SavedModel folder (default: build a random-init local one)")
-    p.add_argument("--backbone-variant", default=variant, help="variant built when --backbone is not given")
+    p.add_argument("--backbone-variant", default=variant, help="variant built when --backbone is not given (default: plan)")
     p.add_argument("--input-range", choices=("0-255", "0-1"), default=None, help="pixel scale the backbone expects (default: from backbone.json, 0-1 for URLs)")
     p.add_argument("--design", choices=("segdec", "global"), default="segdec", help="segmentation+decision (default) or global feature vector")
     p.add_argument("--frozen", action="store_true", help="freeze the backbone (default: fine-tune it)")
     p.add_argument("--no-standardize", dest="standardize", action="store_false", help="skip per-frame mean/contrast normalisation")
-    p.add_argument("--model-size", type=_size, default=_size(model_size), help="working resolution HxW inside the model")
-    p.add_argument("--crop", type=int, default=crop, help="train on square crops of this size (0 = whole frames)")
+    p.add_argument("--model-size", type=_size, default=_size(model_size) if model_size else None,
+                   help="working resolution HxW inside the model (default: plan, from the frame size)")
+    p.add_argument("--crop", type=int, default=crop, help="train on square crops of this size (0 = whole frames; default: plan)")
     p.add_argument("--repeats", type=int, default=repeats, help="passes over the training frames per epoch (new random crops each pass)")
     p.add_argument("--epochs", type=int, default=epochs)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--learning-rate", type=float, default=learning_rate)
     p.add_argument("--patience", type=int, default=patience, help="early stopping: epochs without a better validation score")
-    p.add_argument("--max-minutes", type=float, default=minutes, help="training time budget")
+    p.add_argument("--max-minutes", type=float, default=minutes, help="training-loop time budget in minutes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", dest="fractions", type=_fractions, default=(0.6, 0.2, 0.2), help="stratified train,validation,holdout fractions")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--target-recall", type=float, default=None, help="choose the threshold for this recall instead of min DAGM cost")
     p.add_argument("--schedule", choices=("step", "cosine"), default=schedule, help="learning-rate schedule (see TrainConfig)")
-    p.add_argument("--max-fpr", type=float, default=None, help="cap on the validation false-positive rate when choosing the threshold")
+    p.add_argument("--max-fpr", type=float, default=0.02, help="cap on the validation false-positive rate when choosing the threshold")
     p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
+    p.add_argument("--no-litert", dest="litert", action="store_false", help="export the SavedModel only (no LiteRT twin, no LiteRT preflight)")
+    p.add_argument("--gate-min-auc", type=float, default=0.9, help="quality gate: held-out ROC-AUC at least this")
+    p.add_argument("--gate-min-recall", type=float, default=0.9, help="quality gate: held-out recall at the stored threshold at least this")
+    p.add_argument("--gate-max-fpr", type=float, default=0.05, help="quality gate: held-out false-positive rate at most this")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train on a labelled data set and export a model version")
     tr.add_argument("--data", type=Path, required=True, help="DAGM class folder, DAGM root, or defect/ ok/ tree")
     tr.add_argument("--data-split", default="Train", help="DAGM split folder to train on (default Train)")
-    tr.add_argument("--name", default="dagm-class8")
-    _add_training_options(tr, epochs=12, minutes=25.0, model_size="512", crop=128, repeats=3)
+    tr.add_argument("--name", default=None, help="model name (default: the data folder's name)")
+    tr.add_argument("--plan", dest="plan_only", action="store_true", help="check the data, print the plan and stop (no training)")
+    _add_training_options(tr)
 
     demo = sub.add_parser("quick-demo", help="train the demo model on synthetic frames (a few minutes on 2 cores)")
     demo.add_argument("--frames", type=int, default=600, help="synthetic frames to generate")
@@ -92,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     # statistics match serving exactly and an epoch costs ~12 s on 2 busy cores.
     _add_training_options(demo, epochs=12, minutes=2.2, model_size="128", crop=0, repeats=1, learning_rate=2e-3, variant="stride4",
                           patience=99, schedule="cosine")
-    demo.set_defaults(max_fpr=0.03)  # min DAGM cost, but a live display must not cry wolf
+    demo.set_defaults(max_fpr=0.03, batch_size=8)  # min DAGM cost, but a live display must not cry wolf
 
     ev = sub.add_parser("evaluate", help="score a data set with an exported model and write a report")
     ev.add_argument("--model", type=Path, required=True, help="model version folder or base folder (latest version)")

@@ -20,7 +20,7 @@ def run_command(args: argparse.Namespace, log: Log) -> int:
             f"input {info.input_range}, weights {info.weights})")
         return 0
     if args.command == "train":
-        return _train_dagm(args, log)
+        return _train(args, log)
     if args.command == "quick-demo":
         return _quick_demo(args, log)
     if args.command == "evaluate":
@@ -32,49 +32,71 @@ def run_command(args: argparse.Namespace, log: Log) -> int:
     raise ValueError(f"unknown command {args.command!r}")
 
 
-def _backbone(args: argparse.Namespace, log: Log) -> BackboneInfo:
+def _backbone(args: argparse.Namespace, variant: str, log: Log) -> BackboneInfo:
     """The backbone named by --backbone, or a local random-init one built (once) under OUT/backbones/."""
     if args.backbone:
         return backbone_info(args.backbone, args.input_range)
-    folder = Path(args.out) / "backbones" / f"efficientnet_b0_{args.backbone_variant}"
+    folder = Path(args.out) / "backbones" / f"efficientnet_b0_{variant}"
     if not (folder / BACKBONE_INFO).is_file():
-        log(f"building a random-init EfficientNet-B0 backbone ({args.backbone_variant}) in {folder}")
-        build_backbone(folder, args.backbone_variant, seed=args.seed)
+        log(f"building a random-init EfficientNet-B0 backbone ({variant}) in {folder}")
+        build_backbone(folder, variant, seed=args.seed)
     return backbone_info(str(folder), args.input_range)
 
 
-def _recipe(args: argparse.Namespace, name: str):
+def _recipe(args: argparse.Namespace, name: str, plan=None):
     from training.model import ModelConfig
+    from training.quality_gate import GateLimits
     from training.train import TrainConfig
     from training.workflow import Recipe
 
-    model = ModelConfig(design=args.design, model_height=args.model_size[0], model_width=args.model_size[1], fine_tune=not args.frozen,
+    src = plan if plan is not None else args
+    model_size = src.model_size
+    model = ModelConfig(design=args.design, model_height=model_size[0], model_width=model_size[1], fine_tune=not args.frozen,
                         standardize=args.standardize)
-    train = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate, crop=args.crop, repeats=args.repeats,
-                        patience=args.patience, seed=args.seed, max_minutes=args.max_minutes, threads=args.threads,
-                        schedule=args.schedule)
+    train = TrainConfig(epochs=src.epochs, batch_size=src.batch_size, learning_rate=src.learning_rate, crop=src.crop, repeats=src.repeats,
+                        patience=src.patience, seed=args.seed, max_minutes=src.max_minutes, threads=args.threads,
+                        schedule=src.schedule, mil_weight=getattr(src, "mil_weight", 0.0), balanced=getattr(src, "balanced", False))
+    gate = GateLimits(args.gate_min_auc, args.gate_min_recall, args.gate_max_fpr)
     return Recipe(name=name, model=model, train=train, split=tuple(args.fractions), split_seed=args.split_seed, target_recall=args.target_recall,
-                  max_fpr=args.max_fpr)
+                  max_fpr=args.max_fpr, gate=gate, litert=args.litert)
 
 
-def _train_dagm(args: argparse.Namespace, log: Log) -> int:
-    from surface_images.datasets import discover, read_grayscale, summary
+def _train(args: argparse.Namespace, log: Log) -> int:
+    """Check the data, print the plan, preflight the export, train, export."""
+    from surface_images.datasets import discover
+    from training.data_check import check_training_data
+    from training.plan import make_plan
+
+    started = time.monotonic()
+    checked = check_training_data(args.data, discover(args.data, args.data_split))
+    plan = make_plan(args, [it.label for it in checked.items], checked.sizes, checked.masks)
+    log(f"data: {args.data} (split {args.data_split} where the layout has one): checked {len(checked.items)} images in "
+        f"{time.monotonic() - started:.0f}s")
+    for line in plan.lines():
+        log(line)
+    if args.plan_only:
+        return 0
+
+    from surface_images.datasets import summary
+    from training.model import build_models
     from training.pipeline import load_images
     from training.train import configure_threads
     from training.workflow import train_and_export
 
     configure_threads(args.threads)
-    started = time.monotonic()
-    items = discover(args.data, args.data_split)
-    labelled = [it for it in items if it.label is not None]
-    info = summary(labelled)
-    log(f"data: {args.data} split {args.data_split}: {info['images']} labelled images, {info['defective']} defective")
-    input_size = read_grayscale(labelled[0].path).shape
-    data = load_images(labelled, args.model_size)
-    log(f"decoded {len(data)} images at {args.model_size[0]}x{args.model_size[1]} in {time.monotonic() - started:.0f}s")
-    backbone = _backbone(args, log)
-    train_and_export(_recipe(args, args.name), data, backbone, args.out, input_size,
-                     {**info, "source": str(args.data), "data_split": args.data_split}, args.version, log)
+    backbone = _backbone(args, plan.variant, log)
+    recipe = _recipe(args, args.name or Path(args.data).resolve().name, plan)
+    if args.litert:
+        from training.export import preflight
+
+        _, scorer = build_models(recipe.model, backbone)
+        seconds = preflight(scorer, plan.frame, plan.model_size, Path(args.out))
+        log(f"preflight: an untrained twin exports as SavedModel and converts to LiteRT ({seconds:.0f}s)")
+    data = load_images(checked.items, plan.model_size, plan.frame, checked.images)
+    log(f"prepared {len(data)} images at working size {plan.model_size[0]}x{plan.model_size[1]} in {time.monotonic() - started:.0f}s")
+    info = {**summary(checked.items), "source": str(args.data), "data_split": args.data_split, "masks": checked.masks,
+            "plan": plan.as_dict()}
+    train_and_export(recipe, data, backbone, args.out, plan.frame, info, args.version, log)
     log(f"total wall time {time.monotonic() - started:.0f}s")
     return 0
 
@@ -90,7 +112,7 @@ def _quick_demo(args: argparse.Namespace, log: Log) -> int:
     frames = SyntheticFrames(seed=args.seed, size=args.frame_size, defect_rate=0.5, defect_scale=args.defect_scale)
     data = load_synthetic(frames, 0, args.frames, args.model_size)
     log(f"generated {len(data)} synthetic frames ({int(data.labels.sum())} defective) in {time.monotonic() - started:.0f}s")
-    backbone = _backbone(args, log)
+    backbone = _backbone(args, args.backbone_variant, log)
     summary = {"images": len(data), "defective": int(data.labels.sum()), "ok": int(len(data) - data.labels.sum()),
                "source": f"surface_images.synthetic.SyntheticFrames(seed={args.seed}, size={tuple(args.frame_size)}, defect_scale={args.defect_scale:g})"}
     train_and_export(_recipe(args, args.name), data, backbone, args.out, tuple(args.frame_size), summary, args.version, log)

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from line_contracts.model import (
     TFLITE_FILE,
     ModelMetadata,
 )
+from training.frames import to_working_size
 
 
 class ExportError(RuntimeError):
@@ -45,9 +47,6 @@ def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[i
     import tensorflow as tf
 
     height, width = input_size
-    resize = tuple(model_size) != tuple(input_size)
-    factors = (height / model_size[0], width / model_size[1])
-    pool = tuple(int(f) for f in factors) if resize and all(f == int(f) and f >= 1 for f in factors) else None
 
     class DefectScorer(tf.Module):
         def __init__(self) -> None:
@@ -56,18 +55,33 @@ def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[i
 
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.uint8, name=INPUT_KEY)])
         def serve(self, frames: Any) -> dict[str, Any]:
-            pixels = tf.cast(frames, tf.float32)
-            if pool is not None:
-                # Whole-number shrink: average pooling is exactly area resizing, and LiteRT has it as a
-                # builtin (tf.image.resize "area" is ResizeArea, which LiteRT cannot convert).
-                pixels = tf.nn.avg_pool2d(pixels, ksize=pool, strides=pool, padding="VALID")
-            elif resize:
-                # Area averaging keeps faint thin defects better than bilinear sampling.
-                pixels = tf.image.resize(pixels, model_size, method="area")
+            # The same resize training prepared its images with (LiteRT builtins only).
+            pixels = to_working_size(tf.cast(frames, tf.float32), tuple(model_size))
             scores = self.scorer(pixels, training=False)
             return {OUTPUT_KEY: tf.reshape(tf.cast(scores, tf.float32), [-1])}
 
     return DefectScorer()
+
+
+def preflight(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], workdir: Path) -> float:
+    """Export an untrained twin and convert it to LiteRT (seconds); ExportError naming the cause if a backend fails."""
+    import tensorflow as tf
+
+    started = time.monotonic()
+    target = Path(workdir) / f".preflight-{os.getpid()}"
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        module = serving_module(scorer, tuple(input_size), tuple(model_size))
+        tf.saved_model.save(module, str(target / SAVED_MODEL_DIR), signatures={SIGNATURE_NAME: module.serve.get_concrete_function()})
+        convert_to_litert(target / SAVED_MODEL_DIR)
+    except ExportError:
+        raise
+    except Exception as exc:  # SavedModel tracing errors come in many types
+        raise ExportError(f"the model for {input_size[0]}x{input_size[1]} frames (working size {model_size[0]}x{model_size[1]}) "
+                          f"cannot be exported as a SavedModel: {exc}") from exc
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+    return time.monotonic() - started
 
 
 def export_version(
@@ -86,6 +100,9 @@ def export_version(
     metrics: dict[str, Any] | None = None,
     litert: bool = True,
     extra_files: dict[str, str] | None = None,
+    fit_to_serve: bool = True,
+    quality_gate: dict[str, Any] | None = None,
+    log: Any = print,
 ) -> Path:
     """Write base/<version>/ (saved_model/, model.tflite, metadata.json) and return its path."""
     import tensorflow as tf
@@ -106,8 +123,16 @@ def export_version(
         module = serving_module(scorer, tuple(input_size), model_size)
         concrete = module.serve.get_concrete_function()
         tf.saved_model.save(module, str(staging / SAVED_MODEL_DIR), signatures={SIGNATURE_NAME: concrete})
+        warnings: list[str] = []
+        twin = False
         if litert:
-            (staging / TFLITE_FILE).write_bytes(convert_to_litert(staging / SAVED_MODEL_DIR))
+            try:
+                (staging / TFLITE_FILE).write_bytes(convert_to_litert(staging / SAVED_MODEL_DIR))
+                twin = True
+            except ExportError as exc:
+                # The trained weights are in the SavedModel already: keep them, say so loudly.
+                warnings.append(f"no LiteRT twin: {exc}")
+                log(f"WARNING: {exc}; the SavedModel is written anyway (metadata litert_twin=false); serve it with backend tensorflow")
         for file_name, text in (extra_files or {}).items():
             (staging / file_name).write_text(text)
         metadata = ModelMetadata(
@@ -122,6 +147,10 @@ def export_version(
             training_data=training_data or {},
             metrics=metrics or {},
             created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            fit_to_serve=fit_to_serve,
+            quality_gate=quality_gate or {},
+            litert_twin=twin,
+            export_warnings=warnings,
         )
         # Written last: its presence marks the version complete (line_contracts.model).
         (staging / METADATA_FILE).write_text(json.dumps(metadata.model_dump(), indent=2, default=_jsonable))

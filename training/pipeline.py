@@ -15,6 +15,7 @@ import numpy as np
 
 from surface_images.datasets import LabeledImage
 from surface_images.synthetic import SyntheticFrames
+from training.frames import fit_to_frame, prepare
 
 
 @dataclass
@@ -25,11 +26,16 @@ class ArraySet:
     masks: np.ndarray  # uint8 [N, H, W], 255 on defect
     labels: np.ndarray  # int64 [N]
     names: list[str]
+    has_mask: Optional[np.ndarray] = None  # bool [N]: the mask is known (ok frames: all clear); None = all known
+
+    def __post_init__(self) -> None:
+        if self.has_mask is None:
+            self.has_mask = np.ones(len(self.labels), bool)
 
     def subset(self, index: Sequence[int]) -> "ArraySet":
         """The frames at `index`."""
         index = np.asarray(index, np.int64)
-        return ArraySet(self.images[index], self.masks[index], self.labels[index], [self.names[i] for i in index])
+        return ArraySet(self.images[index], self.masks[index], self.labels[index], [self.names[i] for i in index], self.has_mask[index])
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -42,17 +48,29 @@ def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
-def load_images(items: Sequence[LabeledImage], size: tuple[int, int]) -> ArraySet:
-    """Decode labelled images and their masks, resized to `size`."""
+def load_images(items: Sequence[LabeledImage], size: tuple[int, int], frame: Optional[tuple[int, int]] = None,
+                decoded: Optional[Sequence[np.ndarray]] = None) -> ArraySet:
+    """Decode labelled images and their masks, fitted into `frame` (camera size), then brought to `size`.
+
+    The working-size step is `training.frames.prepare`, the same resize the exported model runs.
+    `decoded` passes images already read (the data check reads each file once).
+    """
     unlabelled = [str(it.path) for it in items if it.label is None]
     if unlabelled:
         raise ValueError(f"training needs labelled images; {len(unlabelled)} have no label, e.g. {unlabelled[0]}")
     images, masks = [], []
-    for it in items:
-        image = it.read()
-        masks.append(_fit(it.read_mask(image.shape), size, nearest=True))
-        images.append(_fit(image, size))
-    return ArraySet(np.stack(images), np.stack(masks), np.array([it.label for it in items], np.int64), [str(it.path) for it in items])
+    for i, it in enumerate(items):
+        image = decoded[i] if decoded is not None else it.read()
+        mask = it.read_mask(image.shape)
+        if frame is not None:
+            image, mask = fit_to_frame(image, frame), fit_to_frame(mask, frame)
+        masks.append(_fit(mask, size, nearest=True))
+        images.append(image if frame is not None else _fit(image, size))
+    stacked = np.stack(images)
+    if frame is not None:
+        stacked = prepare(stacked, size)
+    known = np.array([it.label == 0 or it.mask_path is not None or it.ellipse is not None for it in items], bool)
+    return ArraySet(stacked, np.stack(masks), np.array([it.label for it in items], np.int64), [str(it.path) for it in items], known)
 
 
 def load_synthetic(frames: SyntheticFrames, start: int, count: int, size: tuple[int, int]) -> ArraySet:
@@ -79,26 +97,42 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) 
 
 
 class BatchSampler:
-    """Augmented training batches: (pixels [B,h,w,1] float 0..255, labels [B], seg targets)."""
+    """Augmented training batches: (pixels [B,h,w,1] float 0..255, labels [B], seg targets, mask known [B]).
 
-    def __init__(self, data: ArraySet, batch_size: int, stride: int, crop: Optional[int], seed: int, augment: bool = True, repeats: int = 1):
+    `balanced` (the whole-frame recipe): each epoch holds every defective frame and as many
+    randomly drawn ok frames, so both classes weigh the same and an epoch costs 2x the defects.
+    """
+
+    def __init__(self, data: ArraySet, batch_size: int, stride: int, crop: Optional[int], seed: int, augment: bool = True, repeats: int = 1,
+                 balanced: bool = False):
         self.data, self.batch_size, self.stride, self.crop, self.augment = data, batch_size, stride, crop, augment
         self.repeats = max(1, repeats)  # passes over the data per epoch (crops are cheap)
+        self.balanced = balanced
         self.rng = np.random.default_rng(seed)
+
+    def _order(self) -> np.ndarray:
+        if not self.balanced:
+            return self.rng.permutation(len(self.data))
+        defect, ok = np.flatnonzero(self.data.labels == 1), np.flatnonzero(self.data.labels == 0)
+        picked = self.rng.choice(ok, size=min(len(ok), max(len(defect), 1)), replace=False)
+        return self.rng.permutation(np.concatenate([defect, picked]))
 
     def steps(self) -> int:
         """Batches per epoch."""
-        return int(np.ceil(self.repeats * len(self.data) / self.batch_size))
+        n_def = int(self.data.labels.sum())
+        per_pass = n_def + min(len(self.data) - n_def, max(n_def, 1)) if self.balanced else len(self.data)
+        return int(np.ceil(self.repeats * per_pass / self.batch_size))
 
-    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """One pass over the data in a fresh random order."""
-        order = np.concatenate([self.rng.permutation(len(self.data)) for _ in range(self.repeats)])
+        order = np.concatenate([self._order() for _ in range(self.repeats)])
         for start in range(0, len(order), self.batch_size):
             picks = order[start : start + self.batch_size]
             pairs = [self._example(i) for i in picks]
             pixels = np.stack([p for p, _ in pairs])[..., np.newaxis]
             masks = np.stack([m for _, m in pairs])
-            yield pixels, self.data.labels[picks].astype(np.float32), seg_targets(masks, self.stride)
+            yield (pixels, self.data.labels[picks].astype(np.float32), seg_targets(masks, self.stride),
+                   self.data.has_mask[picks].astype(np.float32))
 
     def _example(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         image, mask = self.data.images[i], self.data.masks[i]

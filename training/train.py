@@ -32,6 +32,10 @@ class TrainConfig:
     min_epochs: int = 4
     seg_weight: float = 1.0
     seg_pos_weight: float = 10.0  # defect cells are ~1% of the map
+    # Multiple-instance loss on the highest cell of the defect map: defective frames without a
+    # mask must have at least one defect cell, ok frames none (image-level labels).
+    mil_weight: float = 0.0  # 0 = off (the crops recipe); the whole-frame recipe sets 1
+    balanced: bool = False  # epochs of every defective frame + as many random ok frames (whole-frame recipe)
     seed: int = 0
     max_minutes: float = 25.0
     threads: int = 2
@@ -108,32 +112,42 @@ def train(
     train_model, scorer = build_models(model_config, backbone)
     segdec = model_config.design == "segdec"
     stride = backbone.output_stride
-    sampler = BatchSampler(train_set, train_config.batch_size, stride, train_config.crop or None, train_config.seed, repeats=train_config.repeats)
+    sampler = BatchSampler(train_set, train_config.batch_size, stride, train_config.crop or None, train_config.seed, repeats=train_config.repeats,
+                           balanced=train_config.balanced)
     n, n_pos = len(train_set), int(train_set.labels.sum())
     if n_pos == 0 or n_pos == n:
         raise ValueError(f"training data needs both classes; got {n_pos} defective of {n}")
-    # class weights: each class contributes half of the classification loss
-    w_pos, w_neg = n / (2.0 * n_pos), n / (2.0 * (n - n_pos))
+    # class weights: each class contributes half of the classification loss (balanced epochs already do)
+    w_pos, w_neg = (1.0, 1.0) if train_config.balanced else (n / (2.0 * n_pos), n / (2.0 * (n - n_pos)))
     optimizer = keras.optimizers.Adam(learning_rate=train_config.learning_rate)
     # Adam copies a learning-rate Variable passed in; assign to its own one, or schedules do nothing.
     lr = optimizer.learning_rate
     variables = train_model.trainable_variables
 
     @tf.function(reduce_retracing=True)
-    def step(pixels, labels, seg_target):
+    def step(pixels, labels, seg_target, known):
         with tf.GradientTape() as tape:
             outputs = train_model(pixels, training=True)
             score = tf.reshape(outputs[0] if segdec else outputs, [-1])
             bce = keras.losses.binary_crossentropy(labels[:, None], score[:, None])
             cls_loss = tf.reduce_mean(bce * (labels * w_pos + (1 - labels) * w_neg))
             seg_loss = tf.constant(0.0)
+            mil_loss = tf.constant(0.0)
             if segdec:
                 seg = tf.nn.weighted_cross_entropy_with_logits(seg_target, outputs[1], train_config.seg_pos_weight)
-                seg_loss = tf.reduce_mean(seg)
-            loss = cls_loss + train_config.seg_weight * seg_loss + tf.add_n(train_model.losses or [tf.constant(0.0)])
+                per_frame = tf.reduce_mean(seg, axis=[1, 2, 3])
+                seg_loss = tf.reduce_sum(per_frame * known) / tf.maximum(tf.reduce_sum(known), 1.0)
+                # MIL on the top cell, for frames whose defect map is not known pixel by pixel
+                # (and ok frames: their top cell is their hardest negative).
+                top = tf.reduce_max(outputs[1], axis=[1, 2, 3])
+                mil_frames = tf.maximum(1.0 - known, 1.0 - labels)
+                mil = tf.nn.sigmoid_cross_entropy_with_logits(labels, top)
+                mil_loss = tf.reduce_sum(mil * mil_frames) / tf.maximum(tf.reduce_sum(mil_frames), 1.0)
+            loss = (cls_loss + train_config.seg_weight * seg_loss + train_config.mil_weight * mil_loss
+                    + tf.add_n(train_model.losses or [tf.constant(0.0)]))
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
-        return cls_loss, seg_loss
+        return cls_loss, seg_loss + mil_loss
 
     if train_config.schedule not in ("step", "cosine"):
         raise ValueError(f"schedule must be 'step' or 'cosine', got {train_config.schedule!r}")
@@ -147,12 +161,12 @@ def train(
             lr.assign(train_config.learning_rate * 0.1)  # fine phase: a lower rate settles the heads
         epoch_start = time.monotonic()
         losses = []
-        for pixels, labels, seg_target in sampler.epoch():
+        for pixels, labels, seg_target, known in sampler.epoch():
             if train_config.schedule == "cosine":
                 progress = min(1.0, max(done_steps / total_steps, (time.monotonic() - started) / budget))
                 lr.assign(train_config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress))))
             done_steps += 1
-            losses.append([float(v) for v in step(tf.constant(pixels), tf.constant(labels), tf.constant(seg_target))])
+            losses.append([float(v) for v in step(tf.constant(pixels), tf.constant(labels), tf.constant(seg_target), tf.constant(known))])
             if time.monotonic() > deadline:
                 break
         val_scores = predict_scores(scorer, val_set.images)

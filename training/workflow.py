@@ -18,6 +18,7 @@ from training.backbone import BackboneInfo
 from training.export import export_version
 from training.model import ModelConfig
 from training.pipeline import ArraySet, stratified_split
+from training.quality_gate import GateLimits, banner, judge
 from training.train import TrainConfig, predict_scores, train
 
 
@@ -32,6 +33,8 @@ class Recipe:
     split_seed: int = 0
     target_recall: Optional[float] = None
     max_fpr: Optional[float] = None  # cap on the validation false-positive rate when choosing the threshold
+    gate: GateLimits = GateLimits()
+    litert: bool = True
 
 
 def train_and_export(
@@ -67,6 +70,8 @@ def train_and_export(
         report["holdout_files"] = [Path(n).name for n in holdout.names]
     report["training"] = {"wall_seconds": round(time.monotonic() - started, 1), "train_loop_seconds": round(result.wall_seconds, 1),
                           "best_epoch": result.best_epoch, "stopped": result.stopped_because, "history": result.history}
+    gate = judge(report.get("holdout"), recipe.gate)
+    report["quality_gate"] = gate
     for part in ("validation", "holdout"):
         if part in report:
             m = report[part]
@@ -89,7 +94,13 @@ def train_and_export(
                        "train_config": recipe.train.as_dict()},
         metrics={k: v for k, v in report.items() if k in ("validation", "holdout")} | {"wall_seconds": report["training"]["wall_seconds"]},
         extra_files={"training_report.json": json.dumps(report, indent=2, default=float)},
+        litert=recipe.litert,
+        fit_to_serve=gate["passed"],
+        quality_gate=gate,
+        log=log,
     )
+    for line in banner(gate):
+        log(line)
     log(f"exported {folder} in {time.monotonic() - started:.0f}s total")
     return folder
 

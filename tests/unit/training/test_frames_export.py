@@ -1,0 +1,85 @@
+"""Frame geometry rules and an export that never loses a model: non-integer scales, upscaling,
+non-square frames, and a LiteRT conversion failure that still leaves a SavedModel."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from line_runtime.model import load_model
+from training.export import ExportError, export_version, preflight
+from training.frames import camera_size, fit_to_frame, prepare, working_size
+from training.tiny_model import tiny_scorer
+
+
+def test_camera_size_is_the_most_common_and_working_size_keeps_the_aspect():
+    assert camera_size([(200, 400), (200, 400), (120, 90)]) == (200, 400)
+    assert camera_size([(100, 100), (200, 300)]) == (200, 300)  # tie: the larger
+    assert working_size((240, 400), 512 * 512) == (240, 400)  # fits: native
+    h, w = working_size((1000, 2000), 500_000)
+    assert h * w <= 500_000 * 1.01 and abs(w / h - 2.0) < 0.01
+    assert min(working_size((40, 80), 512 * 512)) == 64  # tiny frames are enlarged, aspect kept
+    assert working_size((40, 80), 512 * 512) == (64, 128)
+
+
+def test_fit_to_frame_never_stretches():
+    tall = np.tile(np.arange(50, dtype=np.uint8)[:, None], (1, 20))  # 50x20
+    fitted = fit_to_frame(tall, (25, 40))  # too tall: shrunk by 2, then mirror-padded sideways
+    assert fitted.shape == (25, 40)
+    centre = fitted[:, 15:25]
+    assert np.array_equal(centre[:, 0], centre[:, -1])  # same column pattern: not stretched
+    small = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert np.array_equal(fit_to_frame(small, (5, 4))[1:4], small)  # smaller: padded, not enlarged
+
+
+@pytest.mark.parametrize("frame,model", [((90, 130), (60, 80)), ((40, 60), (64, 96)), ((128, 96), (64, 48)), ((100, 75), (100, 75))])
+def test_export_agrees_with_training_resize_on_both_backends(tmp_path, frame, model):
+    scorer = tiny_scorer()
+    folder = export_version(scorer, tmp_path, name="t", input_size=frame, model_size=model, threshold=0.5)
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["litert_twin"] is True and meta["architecture"]["model_height"] == model[0]
+    rng = np.random.default_rng(0)
+    frames = rng.integers(60, 200, (3, *frame), dtype=np.uint8)
+    frames[0, 20:26, 20:26] = 10  # a dark spot
+    tf_scores = load_model(folder, backend="tensorflow").predict(frames)
+    lite_scores = load_model(folder, backend="litert").predict(frames)
+    np.testing.assert_allclose(tf_scores, lite_scores, atol=1e-3)
+    # what training saw: the same resize, applied once when the images were prepared
+    trained = np.asarray(scorer(prepare(frames, model)[..., None].astype(np.float32))).reshape(-1)
+    np.testing.assert_allclose(tf_scores, trained, atol=2e-2)
+
+
+def _area_resize_scorer():
+    """A scorer with an op LiteRT has no builtin for (what lost a user's 7-minute run)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    pixels = keras.Input((None, None, 1))
+    small = keras.layers.Lambda(lambda x: tf.image.resize(x, (8, 8), method="area"))(pixels)
+    score = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Flatten()(small))
+    return keras.Model(pixels, score)
+
+
+def test_litert_failure_keeps_the_saved_model_and_says_so(tmp_path):
+    scorer = _area_resize_scorer()
+    with pytest.raises(ExportError, match="LiteRT conversion"):
+        preflight(scorer, (32, 48), (32, 48), tmp_path)
+    assert not list(tmp_path.glob(".preflight-*"))
+    warnings = []
+    folder = export_version(scorer, tmp_path, name="t", input_size=(32, 48), threshold=0.5, log=warnings.append)
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["litert_twin"] is False and "LiteRT" in meta["export_warnings"][0]
+    assert not (folder / "model.tflite").exists() and (folder / "saved_model").is_dir()
+    assert warnings and "written anyway" in warnings[0]
+    loaded = load_model(folder)  # auto falls back to TensorFlow
+    assert loaded.backend == "tensorflow" and loaded.predict(np.zeros((2, 32, 48), np.uint8)).shape == (2,)
+
+
+def test_preflight_of_a_convertible_model_takes_seconds(tmp_path):
+    assert preflight(tiny_scorer(), (90, 130), (60, 80), tmp_path) < 60

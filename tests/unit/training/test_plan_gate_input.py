@@ -1,0 +1,114 @@
+"""The plan `train` prints, the quality gate and its refusal at load time, and bad input that
+stops before any training time is spent."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse
+
+import cv2
+import numpy as np
+import pytest
+
+from line_contracts.model import ModelMetadata
+from line_runtime.model import ModelLoadError, check_fit_to_serve, load_model
+from surface_images.make_set import write_set
+from training.cli import build_parser, main
+from training.plan import make_plan
+from training.quality_gate import GateLimits, banner, judge
+from training.tiny_model import tiny_scorer
+
+
+def _train_args(*extra: str) -> argparse.Namespace:
+    return build_parser().parse_args(["train", "--data", "d", "--out", "o", *extra])
+
+
+def test_plan_chooses_whole_frames_for_image_level_labels_and_crops_with_masks():
+    labels, sizes = [1] * 100 + [0] * 200, [(240, 400)] * 299 + [(300, 300)]
+    plan = make_plan(_train_args(), labels, sizes, masks=0)
+    assert (plan.recipe, plan.crop, plan.balanced, plan.frame, plan.model_size, plan.refitted) == ("whole frames", 0, True, (240, 400), (240, 400), 1)
+    assert plan.mil_weight > 0 and "model-size" in plan.chosen
+    text = "\n".join(plan.lines())
+    assert "image-level" in text and "1 fitted into 240x400" in text and "min of training" in text
+    masked = make_plan(_train_args(), labels, sizes, masks=100)
+    assert (masked.recipe, masked.crop, masked.mil_weight) == ("crops", 128, 0.0)
+    partial = make_plan(_train_args(), labels, sizes, masks=30)
+    assert partial.recipe == "whole frames" and "30 of 100" in "\n".join(partial.lines())
+    given = make_plan(_train_args("--model-size", "128x192", "--epochs", "3"), labels, sizes, masks=0)
+    assert given.model_size == (128, 192) and given.epochs == 3 and "epochs" not in given.chosen
+
+
+def test_big_frames_get_a_smaller_working_size_with_the_same_aspect():
+    plan = make_plan(_train_args(), [1] * 400 + [0] * 400, [(1000, 1500)] * 800, masks=0)
+    h, w = plan.model_size
+    assert h * w <= 512 * 512 and abs(w / h - 1.5) < 0.02
+
+
+def test_train_plan_prints_and_trains_nothing(tmp_path, capsys):
+    write_set(tmp_path / "set", "blobs", (40, 72), defective=20, ok=24, fmt="png")
+    assert main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--plan"]) == 0
+    out = capsys.readouterr().out
+    assert "plan:" in out and "44 images: 20 defective, 24 ok" in out and "40x72 frames in" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_quality_gate_judges_the_held_out_part():
+    good = {"roc_auc": 0.99, "recall": 0.97, "false_positive_rate": 0.01, "n_images": 100, "n_defective": 30}
+    assert judge(good, GateLimits())["passed"]
+    bad = judge({**good, "roc_auc": 0.58, "recall": 0.5}, GateLimits())
+    assert not bad["passed"] and len(bad["reasons"]) == 2 and "ROC-AUC 0.580" in bad["reasons"][0]
+    assert "NOT FIT TO DEPLOY" in "\n".join(banner(bad))
+    assert not judge(None, GateLimits())["passed"]
+    assert not judge({**good, "recall": float("nan")}, GateLimits())["passed"]
+
+
+def test_worker_side_check_refuses_an_unfit_model_unless_allowed(tmp_path):
+    from training.export import export_version
+
+    gate = judge({"roc_auc": 0.6, "recall": 0.4, "false_positive_rate": 0.3}, GateLimits())
+    folder = export_version(tiny_scorer(), tmp_path, name="weak", input_size=(32, 32), threshold=0.5, litert=False,
+                            fit_to_serve=gate["passed"], quality_gate=gate)
+    meta = load_model(folder).metadata
+    assert meta.fit_to_serve is False and json.loads((folder / "metadata.json").read_text())["quality_gate"]["reasons"]
+    with pytest.raises(ModelLoadError, match="WORKER_ALLOW_UNFIT_MODEL"):
+        check_fit_to_serve(meta, allow_unfit=False)
+    check_fit_to_serve(meta, allow_unfit=True)
+    old = ModelMetadata(name="old", version="1", input_height=8, input_width=8, threshold=0.5)  # written before the gate existed
+    check_fit_to_serve(old, allow_unfit=False)
+
+
+def _cli_error(tmp_path, capsys, data) -> str:
+    status = main(["train", "--data", str(data), "--out", str(tmp_path / "out")])
+    assert status == 2 and not (tmp_path / "out").exists()  # stopped before any training or export
+    return capsys.readouterr().err
+
+
+def test_bad_input_stops_before_training_and_names_the_path(tmp_path, capsys):
+    root = tmp_path / "set"
+    write_set(root, "blobs", (32, 48), defective=20, ok=22, fmt="png")
+    (root / "empty_ok").mkdir()
+    for f in (root / "ok").iterdir():
+        f.rename(root / "empty_ok" / f.name)
+    assert f"{root}: no ok images (found 20 defect)" in _cli_error(tmp_path, capsys, root)  # empty class folder
+    for f in list((root / "empty_ok").iterdir())[:15]:
+        f.rename(root / "ok" / f.name)
+    err = _cli_error(tmp_path, capsys, root)
+    assert f"{root / 'ok'}: only 15 ok image(s); expected at least 20" in err
+    for f in (root / "empty_ok").iterdir():
+        f.rename(root / "ok" / f.name)
+    cv2.imwrite(str(root / "ok" / "colour.png"), np.dstack([np.zeros((32, 48), np.uint8), np.full((32, 48), 200, np.uint8), np.zeros((32, 48), np.uint8)]))
+    cv2.imwrite(str(root / "ok" / "deep.png"), np.full((32, 48), 4000, np.uint16))
+    (root / "ok" / "broken.png").write_bytes(b"not a png")
+    err = _cli_error(tmp_path, capsys, root)
+    assert "3 file(s) cannot be used" in err and "colour.png: colour image" in err and "deep.png: uint16" in err and "broken.png: cannot decode" in err
+    for name in ("colour.png", "deep.png", "broken.png"):
+        (root / "ok" / name).unlink()
+    (root / "masks").mkdir()
+    cv2.imwrite(str(root / "masks" / "defect_0003.png"), np.zeros((16, 16), np.uint8))
+    err = _cli_error(tmp_path, capsys, root)
+    assert "defect_0003.png: mask is 16x16 but its image" in err and "32x48" in err

@@ -1,0 +1,88 @@
+"""Frame geometry: the camera size of a data set, the working size inside the model, and the
+one resize both training and serving use.
+
+Rules (documented in docs/training.md, recorded in metadata.json `architecture`):
+
+* **Camera size** = the most common image size in the training data (ties: the larger). Images of
+  another size are fitted into it keeping their aspect ratio: shrunk (area) only when they do not
+  fit, never enlarged, then padded by mirroring the surface (no stretching, no black bars that a
+  model could learn as a cue).
+* **Working size** = the camera size scaled by one factor `s` (aspect kept):
+  `s = min(1, sqrt(max_pixels / (H*W)))`, then enlarged so the short side is at least
+  `MIN_SHORT_SIDE`. `max_pixels` comes from the recipe's time budget (training/plan.py).
+* **Resize** (`to_working_size`): integer part of the shrink as average pooling, the rest (and
+  any enlargement) bilinear. Both are LiteRT builtins (`tf.image.resize(method="area")` is not),
+  and training prepares its images with this very function, so the model never sees frames
+  resized differently at serving time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+MIN_SHORT_SIDE = 64  # below this the stride-8 feature map has too few cells to pool over
+
+
+def camera_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The most common (height, width); ties go to the larger frame."""
+    if not sizes:
+        raise ValueError("no image sizes to choose a camera size from")
+    counts = Counter(tuple(s) for s in sizes)
+    return max(counts, key=lambda s: (counts[s], s[0] * s[1], s))
+
+
+def working_size(frame: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """The size inside the model for frames of `frame` (height, width): same aspect, at most max_pixels."""
+    h, w = frame
+    scale = min(1.0, float(np.sqrt(max_pixels / float(h * w))))
+    scale = max(scale, MIN_SHORT_SIDE / float(min(h, w)))
+    if scale == 1.0:
+        return int(h), int(w)
+    return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+
+
+def fit_to_frame(image: np.ndarray, frame: tuple[int, int]) -> np.ndarray:
+    """An image of another size fitted into `frame`: shrunk only if too big, then mirror-padded."""
+    h, w = image.shape
+    fh, fw = frame
+    if (h, w) == (fh, fw):
+        return image
+    scale = min(1.0, fh / h, fw / w)
+    if scale < 1.0:
+        image = cv2.resize(image, (max(1, min(fw, round(w * scale))), max(1, min(fh, round(h * scale)))), interpolation=cv2.INTER_AREA)
+        h, w = image.shape
+    top, left = (fh - h) // 2, (fw - w) // 2
+    return np.pad(image, ((top, fh - h - top), (left, fw - w - left)), mode="symmetric")
+
+
+def to_working_size(pixels: Any, model_size: tuple[int, int]) -> Any:
+    """TensorFlow op: float [N, H, W, 1] frames -> [N, h, w, 1] at the working size (LiteRT-safe)."""
+    import tensorflow as tf
+
+    height, width = int(pixels.shape[1]), int(pixels.shape[2])
+    if (height, width) == tuple(model_size):
+        return pixels
+    pool = (max(1, height // model_size[0]), max(1, width // model_size[1]))
+    if pool != (1, 1):
+        # Average pooling is exact area resizing for the whole-number part of a shrink.
+        pixels = tf.nn.avg_pool2d(pixels, ksize=pool, strides=pool, padding="VALID")
+    if (int(pixels.shape[1]), int(pixels.shape[2])) != tuple(model_size):
+        pixels = tf.image.resize(pixels, model_size, method="bilinear")
+    return pixels
+
+
+def prepare(images: np.ndarray, model_size: tuple[int, int], batch: int = 32) -> np.ndarray:
+    """uint8 [N, H, W] camera frames -> uint8 [N, h, w] working-size images, via `to_working_size`."""
+    if images.shape[1:3] == tuple(model_size):
+        return images
+    import tensorflow as tf
+
+    out = []
+    for start in range(0, len(images), batch):
+        chunk = tf.constant(images[start : start + batch, ..., None], tf.float32)
+        out.append(np.clip(np.round(to_working_size(chunk, model_size).numpy()[..., 0]), 0, 255).astype(np.uint8))
+    return np.concatenate(out) if out else np.zeros((0, *model_size), np.uint8)

@@ -1,0 +1,126 @@
+"""The training plan: what `train` will do with this data, chosen by rule and printed first.
+
+Two recipes (docs/model.md):
+
+* **crops** (every defective image has a mask): 128x128 native-resolution crops around the
+  mask, segmentation loss on the masks, stride-8 backbone, 12 epochs, step schedule: the
+  recipe that is perfect on DAGM class 8, unchanged.
+* **whole frames** (image-level labels, or masks for only some images): whole frames at the
+  working size, balanced epochs (every defect + as many ok frames), multiple-instance loss on
+  the top cell of the defect map where no mask is known, segmentation loss where one is, cosine
+  learning rate over the time budget.
+
+Explicit command-line options override any choice; the plan says which values were chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from training.frames import camera_size, working_size
+
+# Working pixels per frame. Crops: native up to 512x512 (the DAGM recipe). Whole frames: an epoch
+# of 2 x defects frames must stay around a minute on 2 busy cores (~0.5 Mpx/s measured).
+CROP_MAX_PIXELS = 512 * 512
+WHOLE_MAX_PIXELS = 512 * 512
+WHOLE_EPOCH_PIXELS = 60_000_000
+WHOLE_MIN_PIXELS = 160 * 160
+
+
+@dataclass
+class Plan:
+    """Every choice of one training run, and where it came from."""
+
+    images: int
+    defective: int
+    ok: int
+    masks: int
+    sizes: dict[str, int]
+    frame: tuple[int, int]
+    refitted: int  # images of another size, fitted into the frame
+    recipe: str  # "crops" | "whole frames"
+    model_size: tuple[int, int]
+    crop: int
+    repeats: int
+    variant: str
+    epochs: int
+    schedule: str
+    learning_rate: float
+    batch_size: int
+    patience: int
+    max_minutes: float
+    mil_weight: float
+    balanced: bool
+    chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (goes into metadata.json training_data.plan)."""
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        """The plan as printed before training."""
+        size = lambda s: f"{s[0]}x{s[1]}"  # noqa: E731
+        sizes = ", ".join(f"{k} ({v})" for k, v in sorted(self.sizes.items(), key=lambda kv: -kv[1])[:4])
+        mask_text = ("every defective image has a mask" if self.masks >= self.defective else
+                     f"{self.masks} of {self.defective} defective images have a mask" if self.masks else "none (image-level labels)")
+        by_rule = ", ".join(self.chosen) or "nothing (all given)"
+        return [
+            "plan:",
+            f"  data        {self.images} images: {self.defective} defective, {self.ok} ok",
+            f"  sizes       {sizes}" + (f"; {self.refitted} fitted into {size(self.frame)} (aspect kept, mirror-padded)" if self.refitted else ""),
+            f"  camera      {size(self.frame)} frames in, working size {size(self.model_size)} inside the model"
+            f" (scale {self.model_size[0] / self.frame[0]:.3g}, aspect kept)",
+            f"  masks       {mask_text}",
+            f"  recipe      {self.recipe}: " + (f"{self.crop}x{self.crop} crops x{self.repeats} per frame" if self.crop else
+                                             "every defect + as many ok frames per epoch, multiple-instance loss"),
+            f"  backbone    EfficientNet-B0 {self.variant}",
+            f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
+            f"patience {self.patience}",
+            f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export)",
+            f"  chosen by rule: {by_rule}",
+        ]
+
+
+def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int, int]], masks: int) -> Plan:
+    """Choose the recipe and its settings from the data; explicit arguments win."""
+    chosen: list[str] = []
+
+    def pick(name: str, value: Any) -> Any:
+        given = getattr(args, name, None)
+        if given is None:
+            chosen.append(name.replace("_", "-"))
+            return value
+        return given
+
+    defective = sum(1 for x in labels if x == 1)
+    frame = camera_size(sizes)
+    counts = Counter(f"{h}x{w}" for h, w in sizes)
+    crops = defective > 0 and masks >= defective
+    if crops:
+        max_pixels = CROP_MAX_PIXELS
+    else:
+        # whole frames: keep an epoch (2 x defects frames) within the per-epoch pixel budget
+        per_frame = WHOLE_EPOCH_PIXELS / max(2 * 0.6 * defective, 1)
+        max_pixels = int(min(WHOLE_MAX_PIXELS, max(WHOLE_MIN_PIXELS, per_frame)))
+    model_size = pick("model_size", working_size(frame, max_pixels))
+    plan = Plan(
+        images=len(labels), defective=defective, ok=len(labels) - defective, masks=masks, sizes=dict(counts), frame=frame,
+        refitted=sum(1 for s in sizes if tuple(s) != frame), recipe="crops" if crops else "whole frames",
+        model_size=tuple(model_size),
+        crop=pick("crop", 128 if crops else 0),
+        repeats=pick("repeats", 3 if crops else 1),
+        variant=pick("backbone_variant", "stride8"),
+        epochs=pick("epochs", 12 if crops else 10),
+        schedule=pick("schedule", "step" if crops else "cosine"),
+        learning_rate=pick("learning_rate", 1e-3 if crops else 2e-3),
+        batch_size=pick("batch_size", 8),
+        patience=pick("patience", 8 if crops else 99),
+        max_minutes=pick("max_minutes", 25.0 if crops else 20.0),
+        mil_weight=0.0 if crops else 1.0,
+        balanced=not crops,
+        chosen=chosen,
+    )
+    return plan
