@@ -6,7 +6,6 @@ test does the same against a live worker fed by producer_sim through Kafka."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -18,17 +17,12 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
-from line_harness.tools.chart_render import find_tool  # noqa: E402
-from line_harness.tools.promql_inventory import RULES, all_expressions  # noqa: E402
+from line_harness.processes import free_port
+from line_harness.tools.chart_render import find_tool
+from line_harness.tools.promql_inventory import RULES, all_expressions
 from worker.metrics import WorkerMetrics
 
 CAMERAS = [(f"line-{ln}", f"line-{ln}-cam-{c}") for ln in (1, 2) for c in (1, 2)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def feed(metrics: WorkerMetrics, stop: threading.Event, rng: np.random.Generator) -> None:
