@@ -51,6 +51,8 @@ INTERNALS_LAYOUT = [
     (8, [("pod_ready_paused", "Ready / paused by backpressure, per pod", "timeseries", "none", 8),
          ("pod_lag", "Consumer lag owned, per pod", "timeseries", "short", 8),
          ("publish_commit", "Commits and publish retries per second", "timeseries", "short", 8)]),
+    (8, [("gpu_utilisation", "GPU utilisation per worker pod (DCGM exporter)", "timeseries", "percent", 12),
+         ("gpu_memory", "GPU memory per worker pod (DCGM exporter)", "timeseries", "decmbytes", 12)]),
     (8, [("model_reloads", "Model reloads in the time range", "bargauge", "short", 24)]),
 ]
 
@@ -118,18 +120,22 @@ def build_dashboard(uid: str, title: str, layout: list, query_set: dict, variabl
 
 def dashboards() -> dict[str, dict]:
     """File name -> dashboard model for every dashboard we ship."""
-    line_var = _variable_query("line", "Line", "label_values(inspection_frames_consumed_total, line)")
-    camera_var = _variable_query("camera", "Camera",
-                                 'label_values(inspection_frames_consumed_total{line=~"$line"}, camera)')
-    instance_var = _variable_query("instance", "Worker pod", "label_values(inspection_ready, instance)")
+    # namespace and job pick one release (or several); every other variable and query follows them.
+    namespace_var = _variable_query("namespace", "Namespace", "label_values(inspection_ready, namespace)")
+    job_var = _variable_query("job", "Release (job)", 'label_values(inspection_ready{namespace=~"$namespace"}, job)')
+    scope = 'namespace=~"$namespace", job=~"$job"'
+    line_var = _variable_query("line", "Line", f"label_values(inspection_frames_consumed_total{{{scope}}}, line)")
+    camera_var = _variable_query(
+        "camera", "Camera", f'label_values(inspection_frames_consumed_total{{{scope}, line=~"$line"}}, camera)')
+    instance_var = _variable_query("instance", "Worker pod", f"label_values(inspection_ready{{{scope}}}, instance)")
     return {
         "line-overview.json": build_dashboard(
             "line-inspection-overview", "Line inspection / Line overview", OVERVIEW_LAYOUT, queries.OVERVIEW,
-            [_datasource_variable(), line_var, camera_var],
+            [_datasource_variable(), namespace_var, job_var, line_var, camera_var],
             "Throughput, defects, latency, lag, dead letters and live precision/recall of the inspection line."),
         "worker-internals.json": build_dashboard(
             "line-inspection-internals", "Line inspection / Worker internals", INTERNALS_LAYOUT, queries.INTERNALS,
-            [_datasource_variable(), instance_var],
+            [_datasource_variable(), namespace_var, job_var, instance_var],
             "Where a worker spends its time (decode, queue, inference), how full its batches are, pod by pod."),
     }
 

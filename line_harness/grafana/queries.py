@@ -1,19 +1,31 @@
 """PromQL behind every dashboard panel, kept apart from the layout (build.py) so both stay readable.
 
-Each entry maps a panel key to its targets: (legend, expr). Grafana variables used: $line, $camera,
-$instance, $__rate_interval, $__range. Metric names are the worker's, exactly (see docs/observability.md).
+Each entry maps a panel key to its targets: (legend, expr). Grafana variables used: $namespace, $job
+(every query is scoped to them, so two releases never mix), $line, $camera, $instance, $__rate_interval,
+$__range. Metric names are the worker's, exactly (see docs/observability.md), plus the NVIDIA DCGM
+exporter's GPU metrics (DCGM_FI_DEV_*), joined to the worker pods by (namespace, pod).
 """
 
 from __future__ import annotations
 
-LINE = 'line=~"$line"'
+# Every worker series is selected by release: the namespace and the scrape job (the worker Service name).
+SCOPE = 'namespace=~"$namespace", job=~"$job"'
+LINE = f'{SCOPE}, line=~"$line"'
 CAM = 'camera=~"$camera"'
-INST = 'instance=~"$instance"'
+INST = f'{SCOPE}, instance=~"$instance"'
 RATE = "[$__rate_interval]"
+# DCGM exporter series carry the GPU's pod and namespace (its Kubernetes mapping on, scraped with
+# honorLabels); `and on (namespace, pod)` keeps the GPUs of the selected workers only.
+WORKER_PODS = 'inspection_ready{namespace=~"$namespace", job=~"$job", instance=~"$instance"}'
 
 
 def _sel(metric: str, selector: str) -> str:
-    return f"{metric}{{{selector}}}" if selector else metric
+    return f"{metric}{{{selector}}}" if selector else f"{metric}{{{SCOPE}}}"
+
+
+def gpu(metric: str, agg: str) -> str:
+    """A DCGM metric per worker pod of the selected release."""
+    return f'{agg} by (pod) ({metric}{{namespace=~"$namespace"}} and on (namespace, pod) {WORKER_PODS})'
 
 
 def quantiles(metric: str, selector: str, by: str = "", qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> list[tuple[str, str]]:
@@ -44,7 +56,7 @@ OVERVIEW: dict[str, list[tuple[str, str]]] = {
         ("defect rate", f'sum(rate(inspection_frames_judged_total{{verdict="defect", {LINE}, {CAM}}}{RATE})) / '
                         f"sum(rate(inspection_frames_judged_total{{{LINE}, {CAM}}}{RATE}))")],
     "p99_latency": quantiles("inspection_capture_to_publish_seconds", LINE, qs=(0.99,)),
-    "ready_workers": [("ready", "sum(inspection_ready)"), ("running", 'count(up{job="line-inspection-worker"} == 1)')],
+    "ready_workers": [("ready", f"sum(inspection_ready{{{SCOPE}}})"), ("running", f"count(up{{{SCOPE}}} == 1)")],
     "precision": [("precision", f'{_truth("defect", "defect")} / {_truth(verdict="defect")}')],
     "recall": [("recall", f'{_truth("defect", "defect")} / {_truth(truth="defect")}')],
     "throughput": [
@@ -59,11 +71,12 @@ OVERVIEW: dict[str, list[tuple[str, str]]] = {
     "batch_size": [("mean", mean("inspection_batch_size_frames", ""))]
     + quantiles("inspection_batch_size_frames", "", qs=(0.5, 0.95)),
     "consumer_lag": [("{{topic}}[{{partition}}]",
-                      "max by (topic, partition) (inspection_consumer_lag_records)")],
-    "dead_letters": [("{{reason}}", "sum by (reason) (rate(inspection_frames_dead_lettered_total" + RATE + "))")],
-    "dead_letters_range": [("{{reason}}", "sum by (reason) (increase(inspection_frames_dead_lettered_total[$__range]))")],
+                      f"max by (topic, partition) (inspection_consumer_lag_records{{{SCOPE}}})")],
+    "dead_letters": [("{{reason}}", f"sum by (reason) (rate(inspection_frames_dead_lettered_total{{{SCOPE}}}{RATE}))")],
+    "dead_letters_range": [("{{reason}}",
+                            f"sum by (reason) (increase(inspection_frames_dead_lettered_total{{{SCOPE}}}[$__range]))")],
     "model_version": [("{{name}} v{{version}} ({{backend}})",
-                       "count by (name, version, backend) (inspection_model_info)")],
+                       f"count by (name, version, backend) (inspection_model_info{{{SCOPE}}})")],
     "defect_score": quantiles("inspection_defect_score", LINE, by="line", qs=(0.5, 0.95)),
     "precision_recall_by_line": [
         ("{{line}} precision",
@@ -95,4 +108,9 @@ INTERNALS: dict[str, list[tuple[str, str]]] = {
                         f"sum by (instance) (rate(inspection_publish_retries_total{{{INST}}}{RATE}))")],
     "model_reloads": [("{{instance}} {{result}}",
                        f"sum by (instance, result) (increase(inspection_model_reloads_total{{{INST}}}[$__range]))")],
+    # GPU or host side? High GPU utilisation with lag means the GPU is the limit; low utilisation with
+    # lag points at decode, batching or the broker (compare with decode and queue wait above).
+    "gpu_utilisation": [("{{pod}}", gpu("DCGM_FI_DEV_GPU_UTIL", "avg"))],
+    "gpu_memory": [("{{pod}} used", gpu("DCGM_FI_DEV_FB_USED", "sum")),
+                   ("{{pod}} total", f'{gpu("DCGM_FI_DEV_FB_USED", "sum")} + {gpu("DCGM_FI_DEV_FB_FREE", "sum")}')],
 }

@@ -6,6 +6,7 @@ Used by the chart tests and handy by hand:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,13 @@ CHART = REPO / "helm" / "line-inspection"
 # Helm built with `go install` has no baked-in default Kubernetes version (it assumes 1.20), so we pass
 # the oldest version the chart supports (Chart.yaml kubeVersion) and validate against the same schemas.
 KUBE_VERSION = "1.31.0"
+# A default install fails at render time on purpose (no model source); these values are the least that
+# renders: a worker image with a model baked in.
+MINIMAL_SETS = ("model.source=image", "worker.image.tag=0.1.0-gpu-model3")
+# JSON Schemas of the custom resources (ServiceMonitor, PrometheusRule, ScaledObject, TriggerAuthentication),
+# <group>/<kind>_<version>.json, shared next to the repository.
+CRD_SCHEMAS = REPO.parent / "shared" / "k8s-crd-schemas"
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
 
 
 class ToolMissing(RuntimeError):
@@ -59,6 +67,30 @@ def render(values_files: tuple[Path | str, ...] = (), set_values: tuple[str, ...
     if proc.returncode != 0:
         raise HelmError(proc.stderr.strip())
     return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+def crd_schema(doc: dict) -> dict:
+    """The JSON Schema of a custom resource's kind and version (raises FileNotFoundError naming the file)."""
+    group, _, version = doc["apiVersion"].rpartition("/")
+    path = CRD_SCHEMAS / group / f"{doc['kind'].lower()}_{version}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no schema for {doc['apiVersion']} {doc['kind']} at {path}")
+    return json.loads(path.read_text())
+
+
+def validate_object(doc: dict) -> None:
+    """Validate one rendered object offline: built-in kinds strictly against the Kubernetes OpenAPI schemas
+    (kubernetes-validate), custom resources against their CRD schemas. Raises on the first error."""
+    if doc["kind"] in CUSTOM_KINDS:
+        import jsonschema
+        schema = crd_schema(doc)
+        # No metaschema check: the CRDs carry Go regexes (e.g. a mid-pattern (?i)) that Python's re rejects;
+        # the instance is still validated in full.
+        jsonschema.validators.validator_for(schema)(schema).validate(doc)
+    else:
+        import kubernetes_validate
+        # strict: unknown fields are errors too (a typo like `readinesProbe` would otherwise pass silently)
+        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
 
 
 def scenarios() -> list[Path]:

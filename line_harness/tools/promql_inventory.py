@@ -21,7 +21,11 @@ from line_harness.paths import REPO
 
 DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
 RULES = REPO / "deploy" / "prometheus" / "rules"
-VARIABLE_DEFAULTS = {"$__rate_interval": "1m", "$__range": "5m", "$line": ".*", "$camera": ".*", "$instance": ".*"}
+VARIABLE_DEFAULTS = {"$__rate_interval": "1m", "$__range": "5m", "$line": ".*", "$camera": ".*", "$instance": ".*",
+                     "$namespace": ".*", "$job": ".*"}
+# Series from other exporters than the worker (the DCGM exporter's GPU metrics): a panel on them may be
+# empty where that exporter does not run (no GPU, the local demo), so it only has to evaluate.
+EXTERNAL_METRIC_PREFIXES = ("DCGM_",)
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,10 @@ def dashboard_expressions(variables: dict[str, str] | None = None) -> list[PromQ
         model = json.loads(path.read_text())
         for panel in model["panels"]:
             for target in panel.get("targets", []):
+                external = any(prefix in target["expr"] for prefix in EXTERNAL_METRIC_PREFIXES)
                 out.append(PromQLExpression(str(path.relative_to(REPO)),
                                             f"{model['uid']} / {panel['title']} / {target['legendFormat']}",
-                                            substitute(target["expr"], variables), True))
+                                            substitute(target["expr"], variables), not external))
     return out
 
 

@@ -59,11 +59,44 @@ app.kubernetes.io/component: simulator
 {{- end }}
 {{- end }}
 
+{{/*
+Image reference from an image block {registry, repository, tag, digest}: [registry/]repository[:tag][@digest].
+global.imageRegistry (set by an umbrella chart or --set) replaces every image's own registry.
+Call with (dict "image" <block> "root" $ "defaultTag" <tag used when image.tag is empty>).
+*/}}
+{{- define "line-inspection.image" -}}
+{{- $img := .image -}}
+{{- $registry := (.root.Values.global).imageRegistry | default $img.registry -}}
+{{- $ref := $img.repository -}}
+{{- with $registry }}{{ $ref = printf "%s/%s" (trimSuffix "/" .) $ref }}{{ end -}}
+{{- with ($img.tag | default .defaultTag) }}{{ $ref = printf "%s:%s" $ref (toString .) }}{{ end -}}
+{{- with $img.digest }}{{ $ref = printf "%s@%s" $ref . }}{{ end -}}
+{{- $ref -}}
+{{- end }}
+
 {{/* Worker image: the tag defaults to <appVersion>-gpu or -cpu, following worker.gpu.enabled. */}}
 {{- define "line-inspection.workerImage" -}}
 {{- $variant := ternary "gpu" "cpu" .Values.worker.gpu.enabled -}}
-{{- $tag := .Values.worker.image.tag | default (printf "%s-%s" .Chart.AppVersion $variant) -}}
-{{- printf "%s:%s" .Values.worker.image.repository $tag }}
+{{- include "line-inspection.image" (dict "image" .Values.worker.image "root" . "defaultTag" (printf "%s-%s" .Chart.AppVersion $variant)) -}}
+{{- end }}
+
+{{/* A default install cannot run (the default worker images hold no model): refuse it with what to set. */}}
+{{- define "line-inspection.checkModel" -}}
+{{- $m := .Values.model }}{{- $img := .Values.worker.image }}
+{{- if not $m.source }}
+{{- fail "model.source is not set, so the worker would have no model. Set model.source=url with model.url.location, s3 with model.s3.uri, pvc with model.pvc.claimName, or image with worker.image.tag (or digest) of a worker image built with a model (deploy/docker/worker.Dockerfile --build-arg MODEL_DIR=...)" }}
+{{- end }}
+{{- if and (eq $m.source "image") (not $img.tag) (not $img.digest) }}
+{{- fail "model.source=image needs worker.image.tag (or worker.image.digest) of a worker image built with a model (--build-arg MODEL_DIR=...): the default tags <appVersion>-gpu/-cpu hold no model" }}
+{{- end }}
+{{- if and (eq $m.source "url") (not $m.url.location) }}{{ fail "model.source=url needs model.url.location (https URL of a .tar.gz of version folders)" }}{{ end }}
+{{- if and (eq $m.source "s3") (not $m.s3.uri) }}{{ fail "model.source=s3 needs model.s3.uri (s3://bucket/prefix/)" }}{{ end }}
+{{- if and (eq $m.source "pvc") (not $m.pvc.claimName) }}{{ fail "model.source=pvc needs model.pvc.claimName" }}{{ end }}
+{{- end }}
+
+{{/* The job label the rules and dashboards select: prometheusRule.job, else the ServiceMonitor's default (the Service name). */}}
+{{- define "line-inspection.metricsJob" -}}
+{{- .Values.prometheusRule.job | default (printf "%s-worker" (include "line-inspection.fullname" .)) }}
 {{- end }}
 
 {{/* Secret holding Kafka credentials: the user's existing one, or the chart's own. */}}
@@ -157,9 +190,9 @@ Keys are exactly the KafkaClientSettings fields (line_contracts/settings.py) wit
 {{- end }}
 {{- end }}
 
-{{/* Kafka secrets as env vars read from the credentials Secret (never from the ConfigMap). */}}
+{{/* Kafka secrets as env vars read from the credentials Secret (never from the ConfigMap); secretName overrides it. */}}
 {{- define "line-inspection.kafkaSecretEnv" -}}
-{{- $p := .prefix }}{{- $k := .root.Values.kafka }}{{- $secret := include "line-inspection.kafkaSecretName" .root }}
+{{- $p := .prefix }}{{- $k := .root.Values.kafka }}{{- $secret := .secretName | default (include "line-inspection.kafkaSecretName" .root) }}
 {{- if hasPrefix "SASL" $k.securityProtocol }}
 {{- if not $k.existingSecret }}
 {{- $_ := required "kafka.sasl.username is required with a SASL_* securityProtocol (or set kafka.existingSecret)" $k.sasl.username }}
@@ -203,7 +236,57 @@ Keys are exactly the KafkaClientSettings fields (line_contracts/settings.py) wit
 {{- if and .Values.autoscaling.hpa.enabled (gt (int .Values.autoscaling.hpa.maxReplicas) $partitions) }}
 {{- fail (printf "autoscaling.hpa.maxReplicas (%d) is above kafka.framesPartitions (%d): the HPA would add workers that get no partition; lower it or add partitions" (int .Values.autoscaling.hpa.maxReplicas) $partitions) }}
 {{- end }}
+{{- $keda := .Values.autoscaling.keda }}
+{{- if and $keda.enabled (gt (int $keda.fallback.replicas) (min (int $keda.maxReplicaCount) $partitions)) }}
+{{- fail (printf "autoscaling.keda.fallback.replicas (%d) is above autoscaling.keda.maxReplicaCount or kafka.framesPartitions (%d): lower it" (int $keda.fallback.replicas) (min (int $keda.maxReplicaCount) $partitions)) }}
+{{- end }}
+{{- if and $keda.enabled (gt (int $keda.minReplicaCount) (int $keda.maxReplicaCount)) }}
+{{- fail (printf "autoscaling.keda.minReplicaCount (%d) is above maxReplicaCount (%d)" (int $keda.minReplicaCount) (int $keda.maxReplicaCount)) }}
+{{- end }}
+{{- if and .Values.autoscaling.hpa.enabled (gt (int .Values.autoscaling.hpa.minReplicas) (int .Values.autoscaling.hpa.maxReplicas)) }}
+{{- fail (printf "autoscaling.hpa.minReplicas (%d) is above maxReplicas (%d)" (int .Values.autoscaling.hpa.minReplicas) (int .Values.autoscaling.hpa.maxReplicas)) }}
+{{- end }}
 {{- if and .Values.autoscaling.keda.enabled .Values.autoscaling.hpa.enabled }}
 {{- fail "enable at most one of autoscaling.keda and autoscaling.hpa (KEDA creates its own HPA)" }}
 {{- end }}
+{{- end }}
+
+{{/* Data of the chart-made credentials Secret (templates/secret.yaml; the topics hook's copy, templates/topics-job.yaml). */}}
+{{- define "line-inspection.kafkaSecretData" -}}
+{{- $k := .Values.kafka }}
+{{- with $k.sasl.username }}
+{{ $k.keys.saslUsername }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- with $k.sasl.password }}
+{{ $k.keys.saslPassword }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- with $k.tls.ca }}
+{{ $k.keys.ca }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- with $k.tls.cert }}
+{{ $k.keys.cert }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- with $k.tls.key }}
+{{ $k.keys.key }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- with $k.tls.keyPassword }}
+{{ $k.keys.keyPassword }}: {{ . | b64enc | quote }}
+{{- end }}
+{{- end }}
+
+{{/* NetworkPolicy egress rules every Kafka client needs: DNS and the brokers (ports, optional peers). */}}
+{{- define "line-inspection.egressDnsKafka" -}}
+# DNS, in any namespace (kube-dns / CoreDNS).
+- ports:
+    - {port: 53, protocol: UDP}
+    - {port: 53, protocol: TCP}
+# Kafka brokers.
+- ports:
+    {{- range .ports }}
+    - {port: {{ . }}, protocol: TCP}
+    {{- end }}
+  {{- with .peers }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}

@@ -5,6 +5,7 @@ worker exports, and the PromQL inventory for the end-to-end test lists everythin
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -46,8 +47,11 @@ def test_stable_uids_and_variables():
     overview = {v["name"]: v for v in DASHBOARDS["line-overview.json"]["templating"]["list"]}
     internals = {v["name"]: v for v in DASHBOARDS["worker-internals.json"]["templating"]["list"]}
     assert overview["datasource"]["type"] == "datasource" and overview["datasource"]["query"] == "prometheus"
-    assert {"line", "camera"} <= set(overview) and "instance" in internals
+    assert {"namespace", "job", "line", "camera"} <= set(overview) and {"namespace", "job", "instance"} <= set(internals)
     assert "$line" in overview["camera"]["definition"]  # cameras follow the chosen lines
+    assert '$namespace' in overview["job"]["definition"]  # jobs follow the chosen namespaces
+    for var in ("line", "camera"):
+        assert 'namespace=~"$namespace", job=~"$job"' in overview[var]["definition"]
     for dashboard in DASHBOARDS.values():
         for panel in dashboard["panels"]:
             assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
@@ -59,7 +63,8 @@ def test_overview_shows_what_the_control_room_needs():
     for needle in ("inspection_frames_consumed_total", 'verdict="defect"', "histogram_quantile(0.5,",
                    "histogram_quantile(0.95,", "histogram_quantile(0.99,", "inspection_batch_size_frames",
                    "inspection_consumer_lag_records", "inspection_frames_dead_lettered_total",
-                   "inspection_model_info", 'inspection_verdict_truth_total{line=~"$line", verdict="defect", truth="defect"}'):
+                   "inspection_model_info",
+                   'inspection_verdict_truth_total{namespace=~"$namespace", job=~"$job", line=~"$line", verdict="defect", truth="defect"}'):
         assert needle in exprs, needle
     titles = " ".join(p["title"] for p in DASHBOARDS["line-overview.json"]["panels"]).lower()
     assert "precision" in titles and "recall" in titles
@@ -89,12 +94,38 @@ def test_every_expression_parses_with_promtool(tmp_path):
     assert f"{len(exprs)} rules found" in proc.stdout
 
 
-def test_queries_use_only_metrics_the_worker_exports():
-    import re
-    known = exported_series()
+# GPU series of NVIDIA's DCGM exporter (dcgm-exporter default counters) the GPU panels read.
+DCGM_SERIES = {"DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_FB_FREE"}
+SERIES = re.compile(r"(?<![:\w])(inspection_[a-z_]+|up|DCGM_[A-Z_]+)(?![:\w(])(\{[^}]*\})?")
+
+
+def test_queries_use_only_metrics_the_worker_or_the_dcgm_exporter_exports():
+    known = exported_series() | DCGM_SERIES
     for e in dashboard_expressions():
-        used = set(re.findall(r"(?<![:\w])(inspection_[a-z_]+|up)(?![:\w(])", e.expr))
+        used = {name for name, _ in SERIES.findall(e.expr)}
         assert used and used <= known, f"{e.name}: unknown {sorted(used - known)}"
+
+
+def test_every_series_is_scoped_to_the_chosen_release():
+    """Each series selector names the namespace (and worker series the job): two releases never mix."""
+    for dashboard in DASHBOARDS.values():
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                for name, selector in SERIES.findall(target["expr"]):
+                    assert 'namespace=~"$namespace"' in selector, (panel["title"], name)
+                    if not name.startswith("DCGM_"):
+                        assert 'job=~"$job"' in selector, (panel["title"], name)
+
+
+def test_gpu_panels_show_utilisation_and_memory_per_worker_pod():
+    panels = {p["title"]: p for p in DASHBOARDS["worker-internals.json"]["panels"]}
+    util = panels["GPU utilisation per worker pod (DCGM exporter)"]
+    memory = panels["GPU memory per worker pod (DCGM exporter)"]
+    assert util["targets"][0]["legendFormat"] == "{{pod}}" and "DCGM_FI_DEV_GPU_UTIL" in util["targets"][0]["expr"]
+    assert "DCGM_FI_DEV_FB_USED" in memory["targets"][0]["expr"]
+    for target in util["targets"] + memory["targets"]:
+        # only the GPUs of the selected release's worker pods
+        assert "and on (namespace, pod) inspection_ready{" in target["expr"] and "by (pod)" in target["expr"]
 
 
 def test_inventory_lists_every_panel_target_and_rule():

@@ -1,21 +1,24 @@
-"""The Helm chart with the real helm binary: lint --strict, render every CI scenario, validate the rendered
-objects against the Kubernetes API schemas (kubernetes-validate, offline), and the render-time guards.
-No cluster is used: installing is the one thing not exercised here (see docs/deploy.md)."""
+"""The Helm chart with the real helm binary: lint --strict, render every CI scenario, validate every rendered
+object offline (Kubernetes API schemas from kubernetes-validate, CRD schemas for the custom resources), the
+render-time guards, and use as a subchart with global.imageRegistry. Installing on a real API server is
+tests/integration/cluster/ (make test-cluster)."""
 
 from __future__ import annotations
 
+import copy
+import shutil
 import subprocess
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
-from line_harness.tools.chart_render import CHART, KUBE_VERSION, HelmError, find, find_tool, render, run_helm, scenarios  # noqa: E402
+from line_harness.tools.chart_render import (CHART, CUSTOM_KINDS, KUBE_VERSION, MINIMAL_SETS, HelmError, find, find_tool,
+                                             render, run_helm, scenarios, validate_object)
 
 SCENARIOS = scenarios()
 IDS = [p.name.removesuffix("-values.yaml") for p in SCENARIOS]
-# Custom resources have no schema in kubernetes-validate; their key fields are checked in test_helm_objects.
-CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
 
 
 def test_helm_is_installed():
@@ -28,27 +31,60 @@ def test_every_required_scenario_exists():
     assert set(IDS) >= {"cpu", "gpu", "keda", "existing-secret", "monitoring-on"}
 
 
-@pytest.mark.parametrize("values", [None, *SCENARIOS], ids=["defaults", *IDS])
+def minimal_args() -> list[str]:
+    return [arg for s in MINIMAL_SETS for arg in ("--set", s)]
+
+
+@pytest.mark.parametrize("values", [None, *SCENARIOS], ids=["minimal", *IDS])
 def test_lint_strict(values):
-    args = ["lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART)] + (["-f", str(values)] if values else [])
+    args = ["lint", "--strict", "--kube-version", KUBE_VERSION, str(CHART)]
+    args += ["-f", str(values)] if values else minimal_args()
     proc = run_helm(*args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "[ERROR]" not in proc.stdout and "[WARNING]" not in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("values", [None, *SCENARIOS], ids=["defaults", *IDS])
-def test_rendered_objects_match_kubernetes_api_schemas(values):
-    docs = render((values,) if values else ())
-    builtin = [d for d in docs if d["kind"] not in CUSTOM_KINDS]
-    assert {"Deployment", "Service", "ConfigMap", "Pod"} <= {d["kind"] for d in builtin}
-    for doc in builtin:
-        # strict: unknown fields are errors too (a typo like `readinesProbe` would otherwise pass silently)
-        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+def test_a_default_install_fails_at_render_time_saying_what_to_set():
+    """The default worker images hold no model: rather than a crash-looping install, helm names the values."""
+    with pytest.raises(HelmError) as err:  # what `helm install` renders too
+        render()
+    for needle in ("model.source is not set", "model.url.location", "model.s3.uri", "model.pvc.claimName",
+                   "worker.image.tag"):
+        assert needle in str(err.value), needle
+    with pytest.raises(HelmError, match="model.source=image needs worker.image.tag"):
+        render(set_values=("model.source=image",))
+
+
+@pytest.mark.parametrize("values", [None, *SCENARIOS], ids=["minimal", *IDS])
+def test_every_rendered_object_validates_against_its_schema(values):
+    """Built-in kinds against the Kubernetes OpenAPI schemas, custom resources against their CRD schemas."""
+    docs = render((values,) if values else (), set_values=() if values else MINIMAL_SETS)
+    assert {"Deployment", "Service", "ConfigMap", "Pod", "Job"} <= {d["kind"] for d in docs}
+    for doc in docs:
+        validate_object(doc)
+
+
+def test_every_custom_kind_is_rendered_and_validated_somewhere():
+    kinds = {d["kind"] for values in SCENARIOS for d in render((values,))}
+    assert CUSTOM_KINDS <= kinds
+    assert {"NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget", "Secret"} <= kinds
+
+
+def test_crd_validation_catches_a_broken_custom_resource():
+    scaled = find(render((CHART / "ci" / "keda-values.yaml",)), "ScaledObject")
+    typo = copy.deepcopy(scaled)
+    typo["spec"]["maxReplicaCountt"] = typo["spec"].pop("maxReplicaCount")
+    with pytest.raises(jsonschema.ValidationError):
+        validate_object(typo)
+    wrong = copy.deepcopy(scaled)
+    wrong["spec"]["fallback"]["replicas"] = "two"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_object(wrong)
 
 
 def test_schema_validation_catches_a_broken_object():
     """The validator is really checking: a wrong type in a rendered Deployment is rejected."""
-    deploy = find(render(), "Deployment", "-worker")
+    deploy = find(render(set_values=MINIMAL_SETS), "Deployment", "-worker")
     deploy["spec"]["replicas"] = "two"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deploy, KUBE_VERSION, strict=True)
@@ -64,6 +100,15 @@ def test_schema_validation_catches_a_broken_object():
     (("worker.terminationGracePeriodSeconds=30",), "must be above worker.settings.shutdown_grace_s (30)"),
     (("worker.settings.shutdown_grace_s=90",), "must be above worker.settings.shutdown_grace_s (90)"),
     (("model.source=url",), "model.source=url needs model.url.location"),
+    (("autoscaling.keda.enabled=true", "autoscaling.keda.fallback.replicas=5", "autoscaling.keda.maxReplicaCount=4"),
+     "autoscaling.keda.fallback.replicas (5) is above autoscaling.keda.maxReplicaCount or kafka.framesPartitions (4)"),
+    (("autoscaling.keda.enabled=true", "autoscaling.keda.minReplicaCount=5", "autoscaling.keda.maxReplicaCount=4",
+      "autoscaling.keda.fallback.replicas=1"), "autoscaling.keda.minReplicaCount (5) is above maxReplicaCount (4)"),
+    (("prometheusRule.enabled=true",), "prometheusRule.runbookUrl is required"),
+    (("prometheusRule.enabled=true", "prometheusRule.runbookUrl=https://x.example/runbooks.md",
+      "prometheusRule.alerts.InspectionWorkerDonw=false"), "prometheusRule.alerts.InspectionWorkerDonw: no such alert"),
+    (("prometheusRule.runbookUrl=docs/runbooks.md",), "/prometheusRule/runbookUrl"),
+    (("worker.image.digest=latest",), "/worker/image/digest"),
     (("model.source=s3",), "model.source=s3 needs model.s3.uri"),
     (("model.source=pvc",), "model.source=pvc needs model.pvc.claimName"),
     (("kafka.securityProtocol=SASL_SSL", "kafka.sasl.mechanism=PLAIN", "kafka.sasl.username=u"),
@@ -75,13 +120,45 @@ def test_schema_validation_catches_a_broken_object():
 ])
 def test_render_refuses_bad_values_with_a_clear_message(sets, message):
     with pytest.raises(HelmError) as err:
-        render(set_values=sets)
+        render(set_values=MINIMAL_SETS + sets)
     assert message in str(err.value)
 
 
 def test_keda_at_exactly_the_partition_count_renders():
-    docs = render(set_values=("autoscaling.keda.enabled=true", "autoscaling.keda.maxReplicaCount=6"))
+    docs = render(set_values=MINIMAL_SETS + ("autoscaling.keda.enabled=true", "autoscaling.keda.maxReplicaCount=6",
+                                             "autoscaling.keda.fallback.replicas=6"))
     assert find(docs, "ScaledObject")["spec"]["maxReplicaCount"] == 6
+
+
+def test_as_a_subchart_with_a_global_image_registry(tmp_path):
+    """An umbrella chart that depends on this one (Helm passes it `global`) renders, and
+    global.imageRegistry moves every image of every container to that registry."""
+    umbrella = tmp_path / "platform"
+    (umbrella / "charts").mkdir(parents=True)
+    shutil.copytree(CHART, umbrella / "charts" / "line-inspection")
+    (umbrella / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n"
+        "  - {name: line-inspection, version: 0.1.0}\n")
+    (umbrella / "values.yaml").write_text(yaml.safe_dump({
+        "global": {"imageRegistry": "registry.example.com/mirror", "somethingElse": {"of": "another chart"}},
+        "line-inspection": {"model": {"source": "url", "url": {"location": "https://models.example.com/m.tar.gz"}},
+                            "worker": {"image": {"tag": "0.1.0-cpu", "digest": "sha256:" + "ab" * 32},
+                                       "gpu": {"enabled": False}},
+                            "simulator": {"enabled": True}}}))
+    proc = run_helm("template", "plant", str(umbrella), "--kube-version", KUBE_VERSION, "--namespace", "line-a")
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    images = {}
+    for d in docs:
+        spec = d["spec"]["template"]["spec"] if d["kind"] in ("Deployment", "Job") else d.get("spec", {})
+        for c in spec.get("containers", []) + spec.get("initContainers", []) if isinstance(spec, dict) else []:
+            images[f"{d['kind']}/{c['name']}"] = c["image"]
+    assert set(images) == {"Deployment/worker", "Deployment/fetch-model", "Deployment/simulator", "Pod/readyz",
+                           "Job/topics"}
+    assert all(i.startswith("registry.example.com/mirror/") for i in images.values()), images
+    assert images["Deployment/worker"] == f"registry.example.com/mirror/line-inspection/worker:0.1.0-cpu@sha256:{'ab' * 32}"
+    assert images["Job/topics"] == images["Deployment/worker"]  # the hook runs the worker image's topic code
+    assert images["Deployment/fetch-model"] == "registry.example.com/mirror/curlimages/curl:8.11.1"
 
 
 def test_chart_package_contains_rules_and_dashboards(tmp_path):

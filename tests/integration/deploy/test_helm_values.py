@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from line_harness.tools.chart_render import CHART, find, render, scenarios  # noqa: E402
+from line_harness.tools.chart_render import CHART, MINIMAL_SETS, find, render, scenarios  # noqa: E402
 from line_runtime.settings import KafkaClientSettings, env_name, load_settings
 from producer_sim.settings import SimSettings
 from worker.settings import WorkerSettings
@@ -29,7 +29,7 @@ CHART_DEFAULTS_DIFFER = {"log_format": "json"}  # log collectors in a cluster pa
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
     out = {name: render((path,)) for name, path in CI.items()}
-    out["defaults"] = render()
+    out["defaults"] = render(set_values=MINIMAL_SETS)
     return out
 
 

@@ -73,7 +73,8 @@ def test_promtool_unit_tests_fail_when_a_threshold_drifts(tmp_path):
     """The unit tests pin behaviour: loosening the latency objective makes them fail."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "tests").mkdir()
-    src = RULE_FILES[0].read_text().replace("p99_5m > 0.5", "p99_5m > 2")
+    src = RULE_FILES[0].read_text().replace('p99_5m{job="line-inspection-worker"} > 0.5', 'p99_5m{job="line-inspection-worker"} > 2')
+    assert src != RULE_FILES[0].read_text()
     (tmp_path / "rules" / RULE_FILES[0].name).write_text(src)
     for t in TEST_FILES:
         (tmp_path / "tests" / t.name).write_text(t.read_text())
