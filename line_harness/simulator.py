@@ -14,12 +14,18 @@ from line_harness.paths import REPO
 from line_harness.processes import die_with_parent
 
 
-def sim_env(kafka_env: Mapping[str, str]) -> dict[str, str]:
-    """Environment for `python -m producer_sim` pointing at the broker (KAFKA_* settings as SIM_KAFKA_*)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")}
-    env.update({f"SIM_{k}": v for k, v in kafka_env.items()})
-    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    return env
+def sim_env(kafka_env: Mapping[str, str], env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """Environment for `python -m producer_sim` pointing at the broker (its KAFKA_* settings as SIM_KAFKA_*).
+
+    env: the environment to start from (default: this process's, less its SIM_* variables); SIM_* variables
+    in it are the user's choices and stay, except SIM_KAFKA_*, which always come from `kafka_env`.
+    """
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SIM_")} if env is None else dict(env)
+    out = {k: v for k, v in base.items() if not k.startswith("SIM_KAFKA_")}
+    out.update({f"SIM_{k}": v for k, v in kafka_env.items() if k.startswith("KAFKA_")})
+    out.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    out["PYTHONUNBUFFERED"] = "1"
+    return out
 
 
 def sim_run_args(topic: str, *, frames: Optional[int] = None, duration_s: Optional[float] = None,

@@ -27,12 +27,12 @@ from line_harness.demo.stack import (
     DemoFailed,
     ModelBuilder,
     Watch,
-    prefixed,
     worker_progress,
 )
 from line_harness.demo.summary import format_summary
 from line_harness.paths import REPO
 from line_harness.processes import Child, group_alive, tee_lines, wait_until
+from line_harness.simulator import sim_env
 from line_harness.worker_process import WorkerNotReady, WorkerProcess
 from line_runtime.settings import SettingsError, load_settings
 
@@ -85,7 +85,7 @@ class Demo:
         self.broker = DemoBroker(s.run_dir / "kafka", say)
         client_env = self.broker.start()
         self.facts["broker"] = self.broker.description
-        self.sim_env = prefixed(self.env, "SIM_", client_env)
+        self.sim_env = sim_env(client_env, self.env)
         self.broker.create_topics(self.topics, s.partitions)
         say(f"topics: {self.topics['frames']} ({s.partitions} partitions), {self.topics['results']}, "
             f"{self.topics['dead_letter']}")

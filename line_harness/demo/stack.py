@@ -27,13 +27,6 @@ class DemoFailed(RuntimeError):
     """A step of the demo failed; the message says which and where its log is."""
 
 
-def prefixed(env: dict[str, str], prefix: str, client_env: dict[str, str]) -> dict[str, str]:
-    """env with the broker's KAFKA_* settings as PREFIX_KAFKA_*, replacing any the user had set."""
-    out = {k: v for k, v in env.items() if not k.startswith(prefix + "KAFKA_")}
-    out.update({prefix + k: v for k, v in client_env.items()})
-    return out
-
-
 class DemoBroker:
     """The local broker in run/demo/kafka, or the one KAFKA_BOOTSTRAP_SERVERS names (left running)."""
 

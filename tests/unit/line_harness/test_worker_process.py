@@ -1,4 +1,5 @@
-"""The worker wrapper's settings (no broker, no worker): who wins when the same WORKER_* is set twice."""
+"""The settings the harness starts a worker and a simulator with (no broker, no process): who wins when
+the same variable is set twice."""
 
 from __future__ import annotations
 
@@ -37,3 +38,12 @@ def test_without_an_env_this_process_worker_settings_are_left_out(monkeypatch):
     env = worker_env("b:1", Path("/m"), TOPICS, "g", 1)
     assert env["WORKER_MAX_BATCH_SIZE"] == str(TEST_DEFAULTS["max_batch_size"])
     assert env["HARNESS_UNIT_MARKER"] == "1"
+
+
+def test_the_simulator_keeps_a_users_settings_but_takes_the_broker_from_the_run(monkeypatch):
+    from line_harness.simulator import sim_env
+    user = {"SIM_FPS": "3", "SIM_KAFKA_BOOTSTRAP_SERVERS": "elsewhere:9092", "PATH": "/bin"}
+    env = sim_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, user)
+    assert env["SIM_FPS"] == "3" and env["SIM_KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:1" and env["PATH"] == "/bin"
+    monkeypatch.setenv("SIM_FPS", "99")
+    assert "SIM_FPS" not in sim_env({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})  # a run's own: none of ours
