@@ -65,6 +65,9 @@ class ConsumerLoop:
         self._lag_labels: set[tuple[str, str]] = set()
         self.group_metadata = None
         self._rewind: dict = {}  # partition -> lowest offset dropped at its last revoke
+        self._rewound_to: dict = {}  # partition -> offset on_assigned sought it to during the current poll
+        self._assigned_this_poll = False  # on_assigned ran since the current poll began
+        self._rewind_lock = threading.Lock()  # the three above, shared with kafka-python's IO thread
         self.watchdog = ConsumerWatchdog(consumer, self._tracker, self._health, settings.consumer_nudge_after_s,
                                          settings.consumer_stall_after_s, settings.consumer_rebuild_after_s, clock)
 
@@ -108,7 +111,7 @@ class ConsumerLoop:
             return
         log.error("replacing the consumer: stuck outside the group (%s)", self.watchdog.describe(None))
         old = self._consumer
-        with self._batch_lock:
+        with self._batch_lock, self._rewind_lock:
             self._tracker.revoke(set(self._tracker.tracked()))
             self._rewind.clear()
         self._health.partitions_assigned = False
@@ -124,19 +127,12 @@ class ConsumerLoop:
     def poll_once(self) -> int:
         """One iteration: back-pressure, poll, dispatch, commit, lag. Returns records polled."""
         self._backpressure()
+        with self._rewind_lock:
+            self._rewound_to.clear()
+            self._assigned_this_poll = False
+        epoch = self._tracker.epoch()  # a revoke or rewind after this refuses the records of this poll
         polled = self._consumer.poll(timeout_ms=self._s.poll_timeout_ms, max_records=self._s.max_batch_size)
-        count = 0
-        if polled:
-            now_ns, now_mono = time.time_ns(), self._clock()
-            for tp, records in polled.items():
-                for rec in records:
-                    generation = self._tracker.register(tp, rec.offset)
-                    future = self._decoder.submit(rec.value, rec.headers)
-                    self._items.put(WorkItem(tp, rec.offset, generation, rec.key, rec.value, rec.headers,
-                                             now_ns, now_mono, future))
-                    self._metrics.frames_consumed.labels(*frame_labels(rec.headers)).inc()
-                    count += 1
-            self.watchdog.progress()
+        count = self._dispatch(polled, epoch) if polled else 0
         if self._eos:
             self.group_metadata = self._consumer.group_metadata()
         else:
@@ -144,6 +140,45 @@ class ConsumerLoop:
         self._refresh_lag()
         self._health.beat("poll")
         return count
+
+    def _dispatch(self, polled: dict, epoch: int) -> int:
+        """Register each record and start its decode; records of a partition lost meanwhile are dropped."""
+        now_ns, now_mono = time.time_ns(), self._clock()
+        count = 0
+        refused: dict = {}  # partition -> lowest offset refused (revoked or rewound during this poll)
+        for tp, records in polled.items():
+            for rec in records:
+                generation = self._tracker.register(tp, rec.offset, epoch)
+                if generation is None:
+                    refused[tp] = min(refused.get(tp, rec.offset), rec.offset)
+                    continue
+                future = self._decoder.submit(rec.value, rec.headers)
+                self._items.put(WorkItem(tp, rec.offset, generation, rec.key, rec.value, rec.headers,
+                                         now_ns, now_mono, future))
+                self._metrics.frames_consumed.labels(*frame_labels(rec.headers)).inc()
+                count += 1
+        for tp, offset in refused.items():
+            self._redo_refused(tp, offset)
+        self.watchdog.progress()
+        return count
+
+    def _redo_refused(self, tp, offset: int) -> None:
+        """Records of `tp` from `offset` on were refused: it was revoked (or rewound) while they were registered.
+
+        The fetch position is already past them. If `tp` is assigned again, seek back now (not above
+        where the assignment callback rewound it during this poll); if not, leave the offset for the
+        callback, in case kafka-python hands the partition back with its old position.
+        """
+        with self._rewind_lock:
+            if tp in self._consumer.assignment():
+                target = min(offset, self._rewound_to.get(tp, offset))
+                self._tracker.rewind(tp)
+                self._consumer.seek(tp, target)
+                log.info("rewound %s[%d] to offset %d: its records were polled across a rebalance", tp.topic,
+                         tp.partition, target)
+            elif not self._assigned_this_poll:
+                self._rewind[tp] = min(self._rewind.get(tp, offset), offset)
+            # else: a new assignment without `tp` already came; kafka-python forgot its position
 
     def _backpressure(self) -> None:
         in_flight = self._tracker.in_flight()
@@ -166,7 +201,9 @@ class ConsumerLoop:
             return
         self._next_commit = now + self._s.commit_interval_s
         self._publisher.check()  # never commit after a fatal publish error
-        offsets = self._tracker.to_commit(partitions)
+        # Only partitions this consumer owns now: state re-created for a lost one must never be committed.
+        owned = self._consumer.assignment()
+        offsets = self._tracker.to_commit(owned if partitions is None else set(partitions) & owned)
         if not offsets:
             return
         try:
@@ -223,7 +260,10 @@ class ConsumerLoop:
                     offsets = self._tracker.to_commit(revoked)
                 except Exception as exc:  # the new owner redoes whatever was not committed
                     log.warning("could not flush before revocation: %r", exc)
-            self._rewind.update(self._tracker.revoke(revoked))
+            dropped = self._tracker.revoke(revoked)
+            with self._rewind_lock:
+                for tp, offset in dropped.items():
+                    self._rewind[tp] = min(self._rewind.get(tp, offset), offset)
         log.info("partitions revoked: %s", _names(revoked))
         return offsets
 
@@ -232,14 +272,20 @@ class ConsumerLoop:
         self._tracker.assign(assigned)
         # kafka-python keeps the fetch position of a partition that is revoked and handed straight
         # back: frames dropped at the revoke would never be polled again, yet later offsets get
-        # committed (the chaos suite's rebalance scenario lost frames this way). Rewind to them.
+        # committed (the chaos suite's rebalance scenario lost frames this way). Rewind to them, and
+        # drop what was adopted from the old position meanwhile (it is polled again after the seek).
         # Everything below the lowest dropped offset has its result, so seeking there is always safe;
         # seek() only sets local state (position() would block, which this IO-thread callback may not).
-        for tp in set(assigned) & set(self._rewind):
-            self._consumer.seek(tp, self._rewind[tp])
-            log.info("rewound %s[%d] to offset %d to redo frames dropped at the revoke", tp.topic, tp.partition,
-                     self._rewind[tp])
-        self._rewind.clear()
+        with self._rewind_lock:
+            for tp in set(assigned) & set(self._rewind):
+                adopted = self._tracker.rewind(tp)
+                target = self._rewind[tp] if adopted is None else min(adopted, self._rewind[tp])
+                self._consumer.seek(tp, target)
+                self._rewound_to[tp] = target
+                log.info("rewound %s[%d] to offset %d to redo frames dropped at the revoke", tp.topic,
+                         tp.partition, target)
+            self._rewind.clear()
+            self._assigned_this_poll = True
         self._health.partitions_assigned = bool(assigned)  # eager protocol: `assigned` is the whole assignment
         log.info("partitions assigned: %s", _names(assigned))
 

@@ -113,12 +113,21 @@ class FakeConsumer:
         self._assignment = set(assignment)
         self._paused: set = set()
         self.seeks: list[tuple[TopicPartition, int]] = []
+        self.positions: dict[TopicPartition, int] = {}
         self.listener = None
 
     def poll(self, timeout_ms=0, max_records=None):
         if not self.polls or (self._assignment and self._assignment <= self._paused):
             return {}
-        return self.polls.pop(0)
+        polled = self.polls.pop(0)
+        for tp, records in polled.items():
+            self.positions[tp] = records[-1].offset + 1
+        return polled
+
+    def set_assignment(self, partitions) -> None:
+        """What the group coordinator assigned (kafka-python makes it live before the callback runs)."""
+        self._assignment = set(partitions)
+        self._paused &= self._assignment
 
     def commit(self, offsets, timeout_ms=None):
         self.commits.append({tp: meta.offset for tp, meta in offsets.items()})
@@ -148,10 +157,11 @@ class FakeConsumer:
         return {tp: 0 for tp in tps}
 
     def position(self, tp, timeout_ms=None):
-        return 0
+        return self.positions.get(tp)
 
     def seek(self, tp, offset):
         self.seeks.append((tp, offset))
+        self.positions[tp] = offset
 
     def close(self, autocommit=False):
         pass
@@ -180,13 +190,20 @@ class FakePublisher:
 
 
 class FakeDecoder:
-    """DecodePool stand-in: every frame decodes at once to a blank 64x64 image (or what `results` says)."""
+    """DecodePool stand-in: every frame decodes at once to a blank 64x64 image (or what `results` says).
 
-    def __init__(self, results: Optional[dict[int, object]] = None):
+    `before_submit(n)` runs before the n-th submit: a test lands a rebalance callback there, the way
+    kafka-python's IO thread can while the consumer thread registers a poll's records.
+    """
+
+    def __init__(self, results: Optional[dict[int, object]] = None, before_submit=None):
         self.results = results or {}
         self.submitted = 0
+        self.before_submit = before_submit
 
     def submit(self, value, headers) -> Future:
+        if self.before_submit is not None:
+            self.before_submit(self.submitted)
         fut: Future = Future()
         fut.set_result(self.results.get(self.submitted, good_frame()))
         self.submitted += 1
