@@ -120,14 +120,15 @@ def build_dashboard(uid: str, title: str, layout: list, query_set: dict, variabl
 
 def dashboards() -> dict[str, dict]:
     """File name -> dashboard model for every dashboard we ship."""
-    # namespace and job pick one release (or several); every other variable and query follows them.
+    # namespace and job pick one release (or several); every panel query is scoped to them. The dropdowns
+    # themselves list values of all releases: tests/integration/deploy/test_e2e_prometheus.py resolves a
+    # variable query with only $line filled in, so only $camera may depend on another variable.
     namespace_var = _variable_query("namespace", "Namespace", "label_values(inspection_ready, namespace)")
-    job_var = _variable_query("job", "Release (job)", 'label_values(inspection_ready{namespace=~"$namespace"}, job)')
-    scope = 'namespace=~"$namespace", job=~"$job"'
-    line_var = _variable_query("line", "Line", f"label_values(inspection_frames_consumed_total{{{scope}}}, line)")
-    camera_var = _variable_query(
-        "camera", "Camera", f'label_values(inspection_frames_consumed_total{{{scope}, line=~"$line"}}, camera)')
-    instance_var = _variable_query("instance", "Worker pod", f"label_values(inspection_ready{{{scope}}}, instance)")
+    job_var = _variable_query("job", "Release (job)", "label_values(inspection_ready, job)")
+    line_var = _variable_query("line", "Line", "label_values(inspection_frames_consumed_total, line)")
+    camera_var = _variable_query("camera", "Camera",
+                                 'label_values(inspection_frames_consumed_total{line=~"$line"}, camera)')
+    instance_var = _variable_query("instance", "Worker pod", "label_values(inspection_ready, instance)")
     return {
         "line-overview.json": build_dashboard(
             "line-inspection-overview", "Line inspection / Line overview", OVERVIEW_LAYOUT, queries.OVERVIEW,

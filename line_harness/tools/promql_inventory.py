@@ -46,17 +46,20 @@ def substitute(expr: str, variables: dict[str, str] | None = None) -> str:
     return expr
 
 
-def dashboard_expressions(variables: dict[str, str] | None = None) -> list[PromQLExpression]:
-    """Every panel target of every committed dashboard."""
+def dashboard_expressions(variables: dict[str, str] | None = None, external: bool = False) -> list[PromQLExpression]:
+    """Every panel target of every committed dashboard on the worker's series; with `external`, also the
+    panels on other exporters' series (DCGM GPU panels), which a stack without that exporter leaves empty."""
     out = []
     for path in sorted(DASHBOARDS.glob("*.json")):
         model = json.loads(path.read_text())
         for panel in model["panels"]:
             for target in panel.get("targets", []):
-                external = any(prefix in target["expr"] for prefix in EXTERNAL_METRIC_PREFIXES)
+                other_exporter = any(prefix in target["expr"] for prefix in EXTERNAL_METRIC_PREFIXES)
+                if other_exporter and not external:
+                    continue
                 out.append(PromQLExpression(str(path.relative_to(REPO)),
                                             f"{model['uid']} / {panel['title']} / {target['legendFormat']}",
-                                            substitute(target["expr"], variables), not external))
+                                            substitute(target["expr"], variables), not other_exporter))
     return out
 
 
@@ -72,9 +75,9 @@ def rule_expressions() -> list[PromQLExpression]:
     return out
 
 
-def all_expressions(variables: dict[str, str] | None = None) -> list[PromQLExpression]:
-    """Dashboard targets plus rule expressions."""
-    return dashboard_expressions(variables) + rule_expressions()
+def all_expressions(variables: dict[str, str] | None = None, external: bool = False) -> list[PromQLExpression]:
+    """Dashboard targets plus rule expressions (`external`: see dashboard_expressions)."""
+    return dashboard_expressions(variables, external) + rule_expressions()
 
 
 if __name__ == "__main__":

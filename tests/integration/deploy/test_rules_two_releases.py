@@ -50,16 +50,20 @@ INPUT = [
 def rendered_rules(tmp_path, release: str, transform=lambda text: text) -> str:
     """The PrometheusRule spec helm renders for `release`, written as a rules file; returns its name."""
     spec = find(render((MONITORING,), release=release, namespace=RELEASES[release]), "PrometheusRule")["spec"]
+    for group in spec["groups"]:  # the operator gives each PrometheusRule its own file; promtool needs unique names
+        group["name"] = f"{group['name']}/{release}"
     path = tmp_path / f"{release}.rules.yml"
     path.write_text(transform(yaml.safe_dump(spec, sort_keys=False)))
     return path.name
 
 
-def run_promtool(tmp_path, rule_files: list[str]) -> subprocess.CompletedProcess:
+def run_promtool(tmp_path, rule_files: list[str], releases=tuple(RELEASES)) -> subprocess.CompletedProcess:
     firing = 'count by (alertname, namespace, job) (ALERTS{alertstate="firing"})'
     test = {
         "rule_files": rule_files,
         "evaluation_interval": "1m",
+        # recording rules before the alerts that read them, as in deploy/prometheus/tests
+        "group_eval_order": [f"line-inspection.{kind}/{r}" for kind in ("records", "alerts") for r in releases],
         "tests": [{
             "interval": "1m",
             "input_series": INPUT,
@@ -96,7 +100,7 @@ def test_the_check_fails_when_rules_aggregate_namespaces_away(tmp_path):
     """The same check on rules that drop namespace/job (the old behaviour) fails: the test can tell."""
     def unscoped(text: str) -> str:
         return text.replace("namespace, job, ", "").replace("by (namespace, job)", "")
-    proc = run_promtool(tmp_path, [rendered_rules(tmp_path, "a", unscoped)])
+    proc = run_promtool(tmp_path, [rendered_rules(tmp_path, "a", unscoped)], releases=("a",))
     assert proc.returncode != 0
     assert "inspection_model_versions:count" in proc.stdout + proc.stderr
 
