@@ -100,7 +100,13 @@ class DeadLetterReason(str, Enum):
     UNSUPPORTED_DEPTH = "unsupported_depth"  # e.g. 16-bit PNG
     SIZE_MISMATCH = "size_mismatch"        # differs from the model input and policy says reject
     HEADER_MISMATCH = "header_mismatch"    # decoded size differs from width/height headers
-    INFERENCE_FAILED = "inference_failed"
+    INFERENCE_FAILED = "inference_failed"  # no longer sent: a failing model halts judging (fail closed)
+    HEADERS_TOO_LARGE = "headers_too_large"  # more headers or header bytes than a frame may carry
+    KEY_TOO_LARGE = "key_too_large"        # record key longer than a camera id can be
+    UNREADABLE_RECORD = "unreadable_record"  # the Kafka client could not parse the record (e.g. a non-UTF-8 header name)
+    DECODE_TOO_COSTLY = "decode_too_costly"  # the image's structure makes decoding too expensive (JPEG scans)
+    DECODE_TIMEOUT = "decode_timeout"      # decoding ran past the worker's time budget
+    EVENT_INVALID = "event_invalid"        # the frame's result event could not be built from its headers
 
 
 class DeadLetterRecord(BaseModel):
@@ -115,9 +121,15 @@ class DeadLetterRecord(BaseModel):
     source_topic: str = Field(description="Topic the frame was read from.")
     source_partition: int = Field(ge=0, description="Partition the frame was read from.")
     source_offset: int = Field(ge=0, description="Offset of the frame.")
-    source_key: Optional[bytes] = Field(None, description="Original record key, base64 in JSON.")
+    source_key: Optional[bytes] = Field(None, description="Original record key, base64 in JSON (cut to the "
+                                        "worker's limit, see source_key_truncated).")
+    source_key_size: int = Field(0, ge=0, description="Size of the original key in bytes, before any cut.")
+    source_key_truncated: bool = Field(False, description="True when source_key was cut.")
     original_headers: dict[str, bytes] = Field(default_factory=dict,
-                                               description="Original record headers, values base64 in JSON.")
+                                               description="Original record headers, values base64 in JSON (only "
+                                                           "the first ones, each value cut, when they were too large).")
+    original_headers_truncated: bool = Field(False, description="True when original_headers is not all of them, "
+                                             "or a value was cut.")
     original_value: bytes = Field(b"", description="Original record value (base64 in JSON), cut to the worker's "
                                   "dead-letter size limit so the record always fits the topic.")
     original_value_size: int = Field(0, ge=0, description="Size of the original value in bytes, before any cut.")

@@ -21,6 +21,17 @@ H_SEQUENCE = "frame_seq"
 H_CAPTURE_TIME_NS = "capture_time_ns"
 H_ENCODING = "encoding"
 
+# Bounds every frame record is held to: the worker refuses a record beyond them before any other work
+# (numbers any int64 consumer can hold; ids that are safe as metric labels and in logs).
+INT64_MAX = 2**63 - 1
+MAX_HEADER_COUNT = 64
+MAX_HEADERS_BYTES = 16 * 1024  # all names + values (room for tracing headers such as W3C baggage)
+MAX_KEY_BYTES = 512
+ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+# Header names must be UTF-8. A reader that meets one that is not (Kafka allows any bytes from other
+# clients) represents it as this prefix + the hex of its bytes, so it can be reported, never guessed.
+NON_UTF8_NAME_PREFIX = "\x00non-utf8-header:"
+
 
 class Encoding(str, Enum):
     """How the frame's bytes are encoded."""
@@ -54,6 +65,10 @@ class UnknownEncodingError(FrameHeaderError):
     """The encoding header names no known Encoding."""
 
 
+class HeaderLimitError(FrameHeaderError):
+    """The record carries more headers, or more header bytes, than a frame may (MAX_HEADER_COUNT, MAX_HEADERS_BYTES)."""
+
+
 class FrameHeaders(BaseModel):
     """Identity and format of one frame, carried in the Kafka record headers."""
 
@@ -62,10 +77,15 @@ class FrameHeaders(BaseModel):
 
     schema_version: int = Field(FRAME_SCHEMA_VERSION, ge=1, le=FRAME_SCHEMA_VERSION,
                                 description="Frame header schema version.")
-    camera_id: str = Field(min_length=1, max_length=128, description="Camera that took the frame; also the record key.")
-    line_id: str = Field(min_length=1, max_length=128, description="Production line the camera watches.")
-    frame_seq: int = Field(ge=0, description="Per-camera frame sequence number, increasing by one per frame.")
-    capture_time_ns: int = Field(ge=0, description="Capture time, nanoseconds since the Unix epoch.")
+    camera_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN,
+                           description="Camera that took the frame; also the record key. ASCII letters, digits "
+                                       "and _ . : - only.")
+    line_id: str = Field(min_length=1, max_length=128, pattern=ID_PATTERN,
+                         description="Production line the camera watches. ASCII letters, digits and _ . : - only.")
+    frame_seq: int = Field(ge=0, le=INT64_MAX, description="Per-camera frame sequence number, increasing by one "
+                           "per frame (fits a signed 64-bit integer).")
+    capture_time_ns: int = Field(ge=0, le=INT64_MAX, description="Capture time, nanoseconds since the Unix epoch "
+                                 "(fits a signed 64-bit integer).")
     encoding: Encoding = Field(description="Encoding of the record value.")
     width: int = Field(gt=0, le=65535, description="Frame width in pixels.")
     height: int = Field(gt=0, le=65535, description="Frame height in pixels.")
@@ -83,7 +103,16 @@ class FrameHeaders(BaseModel):
     def from_kafka(cls, headers: Optional[Iterable[Tuple[str, Optional[bytes]]]]) -> "FrameHeaders":
         """Decode Kafka record headers; raise FrameHeaderError naming the first bad header."""
         raw: dict[str, str] = {}
-        for name, value in headers or ():
+        headers = list(headers or ())
+        if len(headers) > MAX_HEADER_COUNT:
+            raise HeaderLimitError("*", f"{len(headers)} headers, more than the {MAX_HEADER_COUNT} a frame may carry")
+        size = sum(len(name.encode("utf-8", "surrogatepass")) + len(value or b"") for name, value in headers)
+        if size > MAX_HEADERS_BYTES:
+            raise HeaderLimitError("*", f"headers take {size} bytes, more than the {MAX_HEADERS_BYTES} a frame may "
+                                        "carry")
+        for name, value in headers:
+            if name.startswith(NON_UTF8_NAME_PREFIX):
+                raise FrameHeaderError(name[len(NON_UTF8_NAME_PREFIX):], "header name is not UTF-8 (hex shown)")
             if name in raw:
                 raise FrameHeaderError(name, "appears more than once")
             try:
@@ -91,6 +120,10 @@ class FrameHeaders(BaseModel):
             except UnicodeDecodeError:
                 raise FrameHeaderError(name, "value is not UTF-8 text") from None
         raw.setdefault(H_SCHEMA_VERSION, str(FRAME_SCHEMA_VERSION))
+        if len(raw.get(H_SEQUENCE, "")) > 32 or len(raw.get(H_CAPTURE_TIME_NS, "")) > 32:
+            # int() of a huge digit string is slow (and Python refuses past 4300 digits): refuse it first
+            header = H_SEQUENCE if len(raw.get(H_SEQUENCE, "")) > 32 else H_CAPTURE_TIME_NS
+            raise FrameHeaderError(header, f"number has {len(raw[header])} characters; at most 19 digits fit int64")
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
@@ -99,8 +132,15 @@ class FrameHeaders(BaseModel):
             if err["type"] == "missing":
                 raise MissingHeaderError(header, "required header is missing") from None
             got = raw.get(header)
+            if isinstance(got, str) and len(got) > 80:
+                got = got[:80] + "..."
             error = UnknownEncodingError if header == H_ENCODING else FrameHeaderError
             raise error(header, f"{err['msg']} (got {got!r})") from None
+
+
+def is_valid_id(value: str) -> bool:
+    """Whether `value` is a valid camera or line id (length and charset)."""
+    return 0 < len(value) <= 128 and all(c.isascii() and (c.isalnum() or c in "_.:-") for c in value)
 
 
 def frame_key(camera_id: str) -> bytes:

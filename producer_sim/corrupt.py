@@ -3,8 +3,9 @@
 Some kinds are slow to build (the huge PNG takes seconds the first time, 16-bit and colour PNGs
 re-encode the image), so each kind is built a few times at start with placeholder identity
 headers; at send time only the identity header values are swapped for the real frame's.
-Whatever a kind did to the headers (removed one, garbled one) is kept, because only headers
-still holding a placeholder are replaced.
+Whatever a kind did to the headers (removed one, garbled one, a hostile value) is kept, because
+only headers still holding a placeholder are replaced. The hostile kinds of `faults.HOSTILE_KINDS`
+(all but huge_key, which changes the record key) can be named in SIM_CORRUPT_KINDS.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ class BadFramePool:
 
     def __init__(self, kinds: tuple[str, ...], rng: np.random.Generator, good_png: bytes, width: int, height: int,
                  variants: int = 3):
-        unknown = [k for k in kinds if k not in faults.BAD_FRAME_KINDS]
+        unknown = [k for k in kinds if k not in faults.FRAME_LEVEL_KINDS]
         if unknown:
             raise ValueError(f"SIM_CORRUPT_KINDS / --corrupt-kinds: unknown kind(s) {', '.join(unknown)}; "
-                             f"choose from {', '.join(faults.BAD_FRAME_KINDS)}")
+                             f"choose from {', '.join(faults.FRAME_LEVEL_KINDS)} (the hostile ones only when "
+                             "named: they are not in the default mix)")
         self.kinds = kinds
         self._rng = rng
         template = _PLACEHOLDER.model_copy(update=dict(width=width, height=height))

@@ -2,6 +2,10 @@
 
 The simulator mixes these into a stream (`--corrupt-rate`); the worker tests and the chaos suite
 use `EXPECTED_REASON` to check that each kind lands in the dead-letter topic with its own reason.
+`BAD_FRAME_KINDS` are the classic kinds (the simulator's default mix); `HOSTILE_KINDS` are crafted
+to break a worker rather than merely fail a check (issue 11: numbers beyond int64, non-UTF-8
+header names, huge keys and headers, decode bombs, ids unfit for labels). `huge_key` changes the
+record key, so it is made with `make_bad_record` (the simulator's mix cannot send it).
 Assumes the worker's default limits: `WORKER_MAX_FRAME_BYTES` below `OVERSIZE_FRAME_BYTES` (and
 above the ~0.4 MB of the huge PNG), `WORKER_MAX_FRAME_PIXELS` below `HUGE_PNG_SIDE`**2.
 """
@@ -16,7 +20,17 @@ import cv2
 import numpy as np
 
 from line_contracts.events import DeadLetterReason
-from line_contracts.frame import H_CAPTURE_TIME_NS, H_ENCODING, H_SEQUENCE, Encoding, FrameHeaders
+from line_contracts.frame import (
+    H_CAMERA_ID,
+    H_CAPTURE_TIME_NS,
+    H_ENCODING,
+    H_SEQUENCE,
+    MAX_KEY_BYTES,
+    NON_UTF8_NAME_PREFIX,
+    Encoding,
+    FrameHeaders,
+    frame_key,
+)
 
 HUGE_PNG_SIDE = 20000
 # Above the worker's default byte limit yet below Kafka's default 1 MB record limit, so the
@@ -38,14 +52,57 @@ EXPECTED_REASON: dict[str, DeadLetterReason] = {
     "too_many_bytes": DeadLetterReason.TOO_MANY_BYTES,
 }
 BAD_FRAME_KINDS: tuple[str, ...] = tuple(EXPECTED_REASON)
+EXPECTED_REASON.update({
+    "oversized_number": DeadLetterReason.BAD_HEADER,       # capture_time_ns far beyond 64 bits
+    "non_utf8_header_name": DeadLetterReason.BAD_HEADER,   # Kafka allows any bytes; kafka-python raised in poll()
+    "huge_headers": DeadLetterReason.HEADERS_TOO_LARGE,    # 40 headers of 12 KB
+    "decode_bomb": DeadLetterReason.DECODE_TOO_COSTLY,     # progressive JPEG of thousands of scans
+    "bad_id": DeadLetterReason.BAD_HEADER,                 # a camera id no metric label or log line should carry
+    "float_width": DeadLetterReason.BAD_HEADER,            # a number of the wrong type
+    "huge_key": DeadLetterReason.KEY_TOO_LARGE,            # a 600 KB record key
+})
+HOSTILE_KINDS: tuple[str, ...] = tuple(k for k in EXPECTED_REASON if k not in BAD_FRAME_KINDS)
+ALL_KINDS: tuple[str, ...] = BAD_FRAME_KINDS + HOSTILE_KINDS
+FRAME_LEVEL_KINDS: tuple[str, ...] = tuple(k for k in ALL_KINDS if k != "huge_key")  # (value, headers) only
+BOMB_SIDE = 1024
+BOMB_SCANS = 5000  # 66 KB; cv2.imdecode takes ~3 s of CPU on it (1024x1024), the scan check ~3 ms
+HUGE_KEY_BYTES = 600_000
+
+
+class RawHeaderName(str):
+    """A header name whose wire bytes are not UTF-8.
+
+    kafka-python's producer writes `name.encode("utf-8")`; this returns the raw bytes instead. The
+    str value is what a reader that meets such a name reports (the contract's NON_UTF8_NAME_PREFIX
+    + hex), so the kind can be checked without a broker too.
+    """
+
+    def __new__(cls, raw: bytes):
+        obj = str.__new__(cls, NON_UTF8_NAME_PREFIX + raw.hex())
+        obj.raw = raw
+        return obj
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:  # noqa: ARG002
+        return self.raw
 
 
 def make_bad_frame(kind: str, rng: np.random.Generator, headers: FrameHeaders,
                    good_png: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
     """(record value, kafka headers) of one bad frame of `kind`, derived from a good PNG frame."""
     if kind not in EXPECTED_REASON:
-        raise ValueError(f"unknown bad-frame kind {kind!r}; choose one of {', '.join(BAD_FRAME_KINDS)}")
+        raise ValueError(f"unknown bad-frame kind {kind!r}; choose one of {', '.join(ALL_KINDS)}")
     return _MAKERS[kind](rng, headers, good_png)
+
+
+def make_bad_record(kind: str, rng: np.random.Generator, headers: FrameHeaders,
+                    good_png: bytes) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(record key, value, kafka headers) of one bad frame of `kind`: every kind, huge_key included."""
+    if kind == "huge_key":
+        key = frame_key(headers.camera_id) * (HUGE_KEY_BYTES // len(frame_key(headers.camera_id)) + 1)
+        assert len(key) > MAX_KEY_BYTES
+        return key[:HUGE_KEY_BYTES], good_png, headers.to_kafka()
+    value, kafka_headers = make_bad_frame(kind, rng, headers, good_png)
+    return frame_key(headers.camera_id), value, kafka_headers
 
 
 def _kafka(headers: FrameHeaders, **update) -> list[tuple[str, bytes]]:
@@ -134,7 +191,46 @@ def _too_many_bytes(rng, headers, good_png):
     return good_png + rng.integers(0, 256, size=pad, dtype=np.uint8).tobytes(), headers.to_kafka()
 
 
+def _oversized_number(rng, headers, good_png):
+    return good_png, _replace(headers.to_kafka(), H_CAPTURE_TIME_NS, str(10**30 + int(rng.integers(1000))).encode())
+
+
+def _non_utf8_header_name(rng, headers, good_png):
+    return good_png, headers.to_kafka() + [(RawHeaderName(b"\xff\xfetrace-\xc3"), b"1")]
+
+
+def _huge_headers(rng, headers, good_png):
+    return good_png, headers.to_kafka() + [(f"x-pad-{i}", b"p" * 12_000) for i in range(40)]
+
+
+def _bad_id(rng, headers, good_png):
+    return good_png, _replace(headers.to_kafka(), H_CAMERA_ID, "cam 1\n\u202e<x>".encode())
+
+
+def _float_width(rng, headers, good_png):
+    return good_png, _replace(headers.to_kafka(), "width", b"64.5")
+
+
+@functools.lru_cache(maxsize=1)
+def _bomb_bytes(side: int, scans: int) -> bytes:
+    # A valid progressive JPEG of a black image whose last (AC refinement) scan is repeated: each
+    # repeat is ~12 bytes on the wire and one more pass over every block for the decoder.
+    ok, jpg = cv2.imencode(".jpg", np.zeros((side, side), np.uint8),
+                           [cv2.IMWRITE_JPEG_PROGRESSIVE, 1, cv2.IMWRITE_JPEG_QUALITY, 90])
+    data = jpg.tobytes()
+    last_scan = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last_scan:-2] * scans + b"\xff\xd9"
+
+
+def _decode_bomb(rng, headers, good_png):
+    return _bomb_bytes(BOMB_SIDE, BOMB_SCANS), _kafka(headers, encoding=Encoding.JPEG, width=BOMB_SIDE,
+                                                      height=BOMB_SIDE)
+
+
 _MAKERS = {
+    "oversized_number": _oversized_number, "non_utf8_header_name": _non_utf8_header_name,
+    "huge_headers": _huge_headers, "decode_bomb": _decode_bomb, "bad_id": _bad_id, "float_width": _float_width,
+    "huge_key": lambda rng, headers, good_png: (good_png, headers.to_kafka()),
     "empty_value": _empty, "random_bytes": _random_bytes, "truncated_png": _truncated_png,
     "truncated_jpeg": _truncated_jpeg, "huge_png": _huge_png, "png_16bit": _png_16bit,
     "colour_image": _colour, "missing_header": _missing_header, "wrong_typed_header": _wrong_typed_header,

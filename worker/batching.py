@@ -6,11 +6,13 @@ from __future__ import annotations
 import queue
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Tuple
 
 from kafka import TopicPartition
 
+from line_contracts.events import DeadLetterReason
 from worker.decode import DecodedFrame, Rejected
 
 
@@ -49,12 +51,15 @@ class Batcher:
     """Pulls WorkItems from the pipeline queue and groups them into batches."""
 
     def __init__(self, items: "queue.Queue", max_batch_size: int, max_batch_wait_ms: float,
-                 idle_wait_s: float = 0.1, clock: Callable[[], float] = time.monotonic):
+                 idle_wait_s: float = 0.1, clock: Callable[[], float] = time.monotonic,
+                 decode_timeout_s: float = 10.0, on_decode_timeout: Callable[[], None] = lambda: None):
         self._items = items
         self._max_size = max_batch_size
         self._max_wait_s = max_batch_wait_ms / 1000.0
         self._idle_wait_s = idle_wait_s  # how long an empty batch blocks, so the loop can tick
         self._clock = clock  # the consumer loop's clock: WorkItem.consumed_mono is on it
+        self._decode_timeout_s = decode_timeout_s
+        self._on_decode_timeout = on_decode_timeout
         self.ended = False
 
     def next_batch(self) -> Batch:
@@ -77,7 +82,7 @@ class Batcher:
             if item is END_OF_STREAM:
                 self.ended = True
                 break
-            result = item.decoded.result()  # in poll order; decoding itself ran in the pool
+            result = self._decoded(item)  # in poll order; decoding itself ran in the pool
             if isinstance(result, Rejected):
                 batch.rejected.append((item, result))
             else:
@@ -86,3 +91,15 @@ class Batcher:
                     deadline = item.consumed_mono + self._max_wait_s
         batch.closed_mono = self._clock()
         return batch
+
+    def _decoded(self, item: WorkItem) -> "DecodedFrame | Rejected":
+        """The decode result, waiting no longer than the frame's decode budget (counted from its poll)."""
+        budget = max(0.0, item.consumed_mono + self._decode_timeout_s - self._clock())
+        try:
+            return item.decoded.result(timeout=budget)
+        except FutureTimeout:
+            self._on_decode_timeout()
+            return Rejected(DeadLetterReason.DECODE_TIMEOUT, f"not decoded within WORKER_DECODE_TIMEOUT_S="
+                            f"{self._decode_timeout_s:g} s of being polled")
+        except BaseException as exc:  # noqa: BLE001 - a cancelled or crashed decode dead-letters the frame
+            return Rejected(DeadLetterReason.UNDECODABLE, f"decode failed: {exc!r}")

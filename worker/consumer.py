@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from typing import Callable
 
 from kafka import KafkaConsumer
@@ -17,7 +18,10 @@ from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
+from line_contracts.events import DeadLetterReason
+from worker import record_reader
 from worker.batching import WorkItem
+from worker.decode import Rejected
 from worker.decode_pool import DecodePool
 from worker.metrics import WorkerMetrics, frame_labels
 from worker.pipeline import Pipeline
@@ -131,7 +135,11 @@ class ConsumerLoop:
             self._rewound_to.clear()
             self._assigned_this_poll = False
         epoch = self._tracker.epoch()  # a revoke or rewind after this refuses the records of this poll
-        polled = self._consumer.poll(timeout_ms=self._s.poll_timeout_ms, max_records=self._s.max_batch_size)
+        try:
+            polled = self._consumer.poll(timeout_ms=self._s.poll_timeout_ms, max_records=self._s.max_batch_size)
+        except Exception as exc:  # noqa: BLE001 - a record the client cannot read must not stop the line
+            polled = {}
+            self._skip_unreadable(exc, epoch)
         count = self._dispatch(polled, epoch) if polled else 0
         if self._eos:
             self.group_metadata = self._consumer.group_metadata()
@@ -152,7 +160,7 @@ class ConsumerLoop:
                 if generation is None:
                     refused[tp] = min(refused.get(tp, rec.offset), rec.offset)
                     continue
-                future = self._decoder.submit(rec.value, rec.headers)
+                future = self._decoder.submit(rec.value, rec.headers, rec.key)
                 self._items.put(WorkItem(tp, rec.offset, generation, rec.key, rec.value, rec.headers,
                                          now_ns, now_mono, future))
                 self._metrics.frames_consumed.labels(*frame_labels(rec.headers)).inc()
@@ -161,6 +169,24 @@ class ConsumerLoop:
             self._redo_refused(tp, offset)
         self.watchdog.progress()
         return count
+
+    def _skip_unreadable(self, exc: Exception, epoch: int) -> None:
+        """poll() raised: dead-letter the record it could not read (no bytes of it are readable) and seek past it."""
+        self._metrics.poll_errors.inc()
+        culprit = record_reader.unreadable_record(self._consumer)
+        if culprit is None:
+            log.error("poll failed and the record that caused it cannot be located; retrying: %r", exc)
+            time.sleep(self._s.poll_timeout_ms / 1000.0)
+            return
+        tp, offset = culprit
+        generation = self._tracker.register(tp, offset, epoch)
+        if generation is not None:
+            done: Future = Future()
+            done.set_result(Rejected(DeadLetterReason.UNREADABLE_RECORD, f"the Kafka client could not read "
+                                     f"this record: {exc!r}"[:1000]))
+            self._items.put(WorkItem(tp, offset, generation, None, None, [], time.time_ns(), self._clock(), done))
+        self._consumer.seek(tp, offset + 1)
+        log.error("skipped unreadable record %s[%d]@%d (dead-lettered): %r", tp.topic, tp.partition, offset, exc)
 
     def _redo_refused(self, tp, offset: int) -> None:
         """Records of `tp` from `offset` on were refused: it was revoked (or rewound) while they were registered.

@@ -18,9 +18,11 @@ import numpy as np
 
 from line_contracts.events import DeadLetterReason
 from line_contracts.frame import (
+    MAX_KEY_BYTES,
     Encoding,
     FrameHeaderError,
     FrameHeaders,
+    HeaderLimitError,
     MissingHeaderError,
     UnknownEncodingError,
 )
@@ -39,6 +41,7 @@ class DecodeLimits:
     input_height: int
     input_width: int
     resize_mismatched: bool  # size_mismatch_policy == "resize"
+    max_jpeg_scans: int = 64
 
 
 @dataclass(frozen=True)
@@ -69,15 +72,19 @@ class FrameRejected(Exception):
 
 # Header errors of the frame contract, by type; any other FrameHeaderError is a bad_header.
 _HEADER_REASONS: dict[type, DeadLetterReason] = {MissingHeaderError: DeadLetterReason.MISSING_HEADER,
-                                                 UnknownEncodingError: DeadLetterReason.UNKNOWN_ENCODING}
+                                                 UnknownEncodingError: DeadLetterReason.UNKNOWN_ENCODING,
+                                                 HeaderLimitError: DeadLetterReason.HEADERS_TOO_LARGE}
 
 
 def decode_frame(value: Optional[bytes], kafka_headers: Sequence[Tuple[str, bytes]],
-                 limits: DecodeLimits) -> Union[DecodedFrame, Rejected]:
+                 limits: DecodeLimits, key: Optional[bytes] = None) -> Union[DecodedFrame, Rejected]:
     """Validate and decode one frame record; never raises for bad input."""
     start = time.perf_counter()
     headers = None
     try:
+        if key is not None and len(key) > MAX_KEY_BYTES:
+            raise FrameRejected(DeadLetterReason.KEY_TOO_LARGE, f"record key has {len(key)} bytes; a frame's key is "
+                                f"its camera id, at most {MAX_KEY_BYTES} bytes")
         headers = _parse_headers(value, kafka_headers, limits)
         image = _decode(value, headers, limits)
         image = fit_to_model(image, limits.input_height, limits.input_width, limits.resize_mismatched)
@@ -119,6 +126,10 @@ def _decode(value: bytes, headers: FrameHeaders, limits: DecodeLimits) -> np.nda
         width, height, depth, channels = _png_info(value)
     else:
         width, height, depth, channels = _jpeg_info(value)
+        scans = jpeg_scan_count(value)
+        if scans > limits.max_jpeg_scans:
+            raise FrameRejected(DeadLetterReason.DECODE_TOO_COSTLY, f"JPEG has {scans} scans, more than "
+                                f"WORKER_MAX_JPEG_SCANS={limits.max_jpeg_scans} (each scan is a pass over the image)")
     name = headers.encoding.value.upper()
     if width * height > limits.max_frame_pixels:
         raise FrameRejected(DeadLetterReason.TOO_MANY_PIXELS, f"{name} is {width}x{height} = {width * height} pixels, "
@@ -176,6 +187,40 @@ def _jpeg_info(value: bytes) -> tuple[int, int, int, int]:
     if not value.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise FrameRejected(DeadLetterReason.TRUNCATED, f"JPEG of {len(value)} bytes is cut short (no EOI marker at the end)")
     return info
+
+
+def jpeg_scan_count(value: bytes) -> int:
+    """Start-of-scan markers in a JPEG, found by walking its marker segments (entropy-coded data skipped).
+
+    A baseline JPEG has one scan per component; a progressive one typically 6-12. Inside entropy-coded
+    data 0xFF is always followed by 0x00 (stuffing) or a restart marker, so the next other 0xFFxx is
+    the next marker.
+    """
+    pos, n, scans = 2, len(value), 0
+    while pos + 4 <= n:
+        if value[pos] != 0xFF:
+            return scans
+        marker = value[pos + 1]
+        if marker == 0xFF:
+            pos += 1
+            continue
+        if marker == 0xD9:
+            return scans
+        seg_len = struct.unpack(">H", value[pos + 2:pos + 4])[0]
+        pos += 2 + seg_len
+        if marker != 0xDA:
+            continue
+        scans += 1
+        while True:  # skip the entropy-coded data after the scan header
+            pos = value.find(b"\xff", pos)
+            if pos < 0 or pos + 1 >= n:
+                return scans
+            following = value[pos + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7:
+                pos += 2
+                continue
+            break
+    return scans
 
 
 def fit_to_model(image: np.ndarray, input_height: int, input_width: int, resize_mismatched: bool) -> np.ndarray:

@@ -1,5 +1,11 @@
 """Decoding off the consumer thread: a small thread pool (OpenCV releases the GIL), with the limits
-of the model in service."""
+of the model in service.
+
+cv2.imdecode cannot be interrupted. Structural limits (pixels, JPEG scans) bound what a decode can
+cost; as a last line, a decode that overruns its time budget is given up on (the Batcher
+dead-letters the frame) and `replace_stuck()` moves later decodes to fresh threads, so a stuck
+thread never starves the pool.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +23,11 @@ class DecodePool:
         self._s = settings
         self._input_size = input_size  # (height, width) of the model in service; changes on hot reload
         self._limits: dict[tuple[int, int], DecodeLimits] = {}
-        self._pool = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="decode")
+        self._pool = self._new_pool()
+        self.replaced = 0
+
+    def _new_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=self._s.decode_threads, thread_name_prefix="decode")
 
     def limits(self) -> DecodeLimits:
         """The decode limits for the model now in service."""
@@ -26,12 +36,19 @@ class DecodePool:
         if limits is None:
             s = self._s
             limits = self._limits[size] = DecodeLimits(s.max_frame_bytes, s.max_frame_pixels, size[0], size[1],
-                                                       s.size_mismatch_policy == "resize")
+                                                       s.size_mismatch_policy == "resize", s.max_jpeg_scans)
         return limits
 
-    def submit(self, value: Optional[bytes], headers: Sequence[Tuple[str, bytes]]) -> "Future[DecodedFrame | Rejected]":
+    def submit(self, value: Optional[bytes], headers: Sequence[Tuple[str, bytes]],
+               key: Optional[bytes] = None) -> "Future[DecodedFrame | Rejected]":
         """Start decoding one frame record; the future's result is a DecodedFrame or a Rejected."""
-        return self._pool.submit(decode_frame, value, headers, self.limits())
+        return self._pool.submit(decode_frame, value, headers, self.limits(), key)
+
+    def replace_stuck(self) -> None:
+        """A decode overran its budget: send later decodes to fresh threads (the old ones finish their queue)."""
+        old, self._pool = self._pool, self._new_pool()
+        old.shutdown(wait=False)
+        self.replaced += 1
 
     def shutdown(self) -> None:
         """Stop the threads; decodes not started are cancelled (their frames are redone after a restart)."""

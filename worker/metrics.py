@@ -60,6 +60,8 @@ class WorkerMetrics:
             self.model_reloads.labels(result)
         self.publish_retries = Counter("inspection_publish_retries_total", "Result or dead-letter records sent "
                                        "again after a failed delivery.", registry=r)
+        self.poll_errors = Counter("inspection_poll_errors_total", "Consumer polls that raised (a record the Kafka "
+                                   "client cannot read is dead-lettered and skipped).", registry=r)
         self.commits = Counter("inspection_commits_total", "Successful offset commits (or committed transactions).",
                                registry=r)
 

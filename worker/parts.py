@@ -14,6 +14,7 @@ from typing import Optional
 
 from kafka import KafkaConsumer, KafkaProducer
 
+from worker import record_reader
 from worker.batching import Batcher
 from worker.consumer import ConsumerLoop, consumer_kwargs
 from worker.decode_pool import DecodePool
@@ -49,6 +50,7 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
                 producer: Optional[KafkaProducer] = None) -> WorkerParts:
     """Create the producer, publisher, decode pool, both loops and what they share."""
     s = settings
+    record_reader.install()  # a non-UTF-8 header name must not make poll() raise
     eos = s.processing_guarantee == "exactly_once"
     producer = producer or KafkaProducer(**producer_kwargs(s, transactional=eos))
     tracker = OffsetTracker()
@@ -63,7 +65,9 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
     decoder = DecodePool(s, lambda: (models.current.input_height, models.current.input_width))
     loop = holder["loop"] = ConsumerLoop(s, pipeline, lambda: KafkaConsumer(**consumer_kwargs(s)), decoder)
     factory = RecordFactory(s.results_topic, s.dead_letter_topic, s.instance_id, s.dead_letter_max_value_bytes)
-    inference = InferenceLoop(pipeline, Batcher(pipeline.items, s.max_batch_size, s.max_batch_wait_ms), models,
+    batcher = Batcher(pipeline.items, s.max_batch_size, s.max_batch_wait_ms, decode_timeout_s=s.decode_timeout_s,
+                      on_decode_timeout=decoder.replace_stuck)
+    inference = InferenceLoop(pipeline, batcher, models,
                               factory, s.batch_buckets(), s.size_mismatch_policy == "resize")
     return WorkerParts(pipeline, producer, decoder, loop, inference)
 

@@ -47,6 +47,18 @@ class WorkerSettings(KafkaClientSettings):
                                  "(too_many_bytes) without being decoded.")
     max_frame_pixels: int = Field(4096 * 4096, ge=1, description="Frames with more pixels (from headers or the image "
                                   "header) are dead-lettered (too_many_pixels) without being decoded.")
+    max_jpeg_scans: int = Field(64, ge=1, le=100_000, description="JPEG frames with more scans are dead-lettered "
+                                "(decode_too_costly) without being decoded: each scan is a pass over the image (a "
+                                "progressive JPEG has 6-12; thousands make a decode bomb).")
+    decode_timeout_s: float = Field(10.0, gt=0, le=600, description="A frame not decoded this long after it was "
+                                    "polled is dead-lettered (decode_timeout), so one slow frame never holds up the "
+                                    "others; its decode thread is replaced.")
+    max_record_bytes: int = Field(1_000_000, ge=10_000, description="Largest result or dead-letter record the "
+                                  "worker sends (keep at or below the topics' max.message.bytes): a dead letter's "
+                                  "copied value, key and headers are cut to fit.")
+    max_label_values: int = Field(100, ge=1, le=100_000, description="Distinct line and camera ids used as metric "
+                                  "labels (each); frames of further ids are counted under 'other', invalid ids "
+                                  "under 'unknown'.")
     size_mismatch_policy: Literal["resize", "reject"] = Field(
         "resize", description="A frame whose size differs from the model input: resize (area interpolation when "
                               "shrinking, linear when enlarging; aspect ratio not kept) or reject (dead-letter as "

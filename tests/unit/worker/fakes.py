@@ -201,7 +201,7 @@ class FakeDecoder:
         self.submitted = 0
         self.before_submit = before_submit
 
-    def submit(self, value, headers) -> Future:
+    def submit(self, value, headers, key=None) -> Future:
         if self.before_submit is not None:
             self.before_submit(self.submitted)
         fut: Future = Future()

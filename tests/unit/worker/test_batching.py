@@ -52,3 +52,21 @@ def test_a_dead_letter_alone_goes_out_at_once_and_an_idle_queue_gives_an_empty_b
     items.put(work_item(0, Rejected(DeadLetterReason.EMPTY_VALUE, "empty"), clock()))
     batch = batcher.next_batch()
     assert len(batch.rejected) == 1 and not batch.frames
+
+
+def test_a_decode_past_its_budget_is_dead_lettered_and_the_pool_told():
+    from concurrent.futures import Future
+
+    from worker.batching import WorkItem
+
+    clock, items, stuck = FakeClock(), queue.Queue(), []
+    never: Future = Future()  # a decode that never finishes (cv2.imdecode cannot be interrupted)
+    items.put(WorkItem(work_item(0, None, 0).source, 0, 1, None, b"x", [], 0, clock(), never))
+    items.put(work_item(1, good_frame(), clock()))
+    clock.advance(10.0)  # the budget is counted from the poll: nothing is left of it
+    batcher = Batcher(items, 4, 10, idle_wait_s=0.01, clock=clock, decode_timeout_s=10.0,
+                      on_decode_timeout=lambda: stuck.append(1))
+    batch = batcher.next_batch()
+    assert [r.reason for _, r in batch.rejected] == [DeadLetterReason.DECODE_TIMEOUT]
+    assert "WORKER_DECODE_TIMEOUT_S" in batch.rejected[0][1].error
+    assert len(batch.frames) == 1 and stuck == [1]  # the frame behind it was not held up

@@ -3,6 +3,8 @@ and one resize path fits frames to the model."""
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -10,18 +12,40 @@ import pytest
 from line_contracts.events import DeadLetterReason
 from line_contracts.frame import Encoding, FrameHeaderError, FrameHeaders, MissingHeaderError, UnknownEncodingError
 from line_harness.frames import frame_headers, frame_image, png_bytes
-from producer_sim.faults import BAD_FRAME_KINDS, EXPECTED_REASON, make_bad_frame
-from worker.decode import DecodedFrame, DecodeLimits, FrameRejected, Rejected, decode_frame, fit_to_model
+from producer_sim.faults import ALL_KINDS, EXPECTED_REASON, make_bad_record
+from worker.decode import (
+    DecodedFrame,
+    DecodeLimits,
+    FrameRejected,
+    Rejected,
+    decode_frame,
+    fit_to_model,
+    jpeg_scan_count,
+)
 
 LIMITS = DecodeLimits(900_000, 4096 * 4096, 64, 64, resize_mismatched=True)
 
 
-@pytest.mark.parametrize("kind", BAD_FRAME_KINDS)
-def test_each_bad_frame_kind_is_rejected_with_its_reason(kind):
-    value, headers = make_bad_frame(kind, np.random.default_rng(0), frame_headers(1), png_bytes(frame_image(1)))
-    result = decode_frame(value, headers, LIMITS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_each_bad_frame_kind_is_rejected_with_its_reason_before_any_costly_step(kind):
+    key, value, headers = make_bad_record(kind, np.random.default_rng(0), frame_headers(1),
+                                          png_bytes(frame_image(1)))
+    start = time.process_time()
+    result = decode_frame(value, headers, LIMITS, key)
     assert isinstance(result, Rejected) and result.reason == EXPECTED_REASON[kind], result
-    assert result.error
+    assert result.error and len(result.error) < 2000
+    assert time.process_time() - start < 0.5  # the decode bomb alone costs ~3 s of CPU when decoded
+
+
+def test_the_scan_limit_is_what_stops_the_decode_bomb():
+    _, bomb, headers = make_bad_record("decode_bomb", np.random.default_rng(0), frame_headers(1), b"")
+    assert jpeg_scan_count(bomb) > 5000
+    progressive = cv2.imencode(".jpg", frame_image(1), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    assert 1 < jpeg_scan_count(progressive) <= 12  # an honest progressive JPEG passes
+    lenient = DecodeLimits(900_000, 4096 * 4096, 64, 64, True, max_jpeg_scans=10**6)
+    start = time.process_time()
+    decoded = decode_frame(bomb, headers, lenient)
+    assert time.process_time() - start > 0.5 and isinstance(decoded, DecodedFrame)  # it really is a bomb
 
 
 @pytest.mark.parametrize("encoding", [Encoding.PNG, Encoding.JPEG, Encoding.RAW])

@@ -109,3 +109,27 @@ def test_inference_loop_judges_good_frames_and_dead_letters_rejects():
     get = pipe.metrics.registry.get_sample_value
     assert get("inspection_frames_dead_lettered_total", {"reason": "truncated"}) == 1
     assert get("inspection_frames_judged_total", {"line": "line-1", "camera": "cam-0", "verdict": "ok"}) == 1
+
+
+def test_a_record_the_client_cannot_read_is_dead_lettered_and_skipped():
+    from kafka.errors import CorruptRecordError
+
+    class Unreadable(FakeConsumer):
+        def poll(self, timeout_ms=0, max_records=None):
+            if self.positions.get(TP) == 5:
+                raise CorruptRecordError("Found invalid record structure")
+            return super().poll(timeout_ms, max_records)
+
+    clock, consumer = FakeClock(), Unreadable()
+    pipe = _pipeline(lambda tracker, metrics: FakePublisher(tracker))
+    loop = ConsumerLoop(WorkerSettings(), pipe, lambda: consumer, FakeDecoder(), clock=clock)
+    loop.on_assigned({TP})
+    consumer.positions[TP] = 5
+    consumer.polls = [{TP: [record(6), record(7)]}]
+    assert loop.poll_once() == 0  # the poll raised: the worker goes on
+    item = pipe.items.get_nowait()
+    rejected = item.decoded.result()
+    assert (item.offset, rejected.reason) == (5, DeadLetterReason.UNREADABLE_RECORD)
+    assert consumer.seeks == [(TP, 6)]
+    assert loop.poll_once() == 2  # and reads on behind it
+    assert pipe.metrics.registry.get_sample_value("inspection_poll_errors_total") == 1
