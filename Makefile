@@ -22,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup kafka-jars kafka-start kafka-stop kafka-status kafka-topics kafka-logs tools \
         test test-all demo bench chaos schemas clean distclean \
-        demo-model train-dagm evaluate perf-worker bench-pacing dashboards
+        demo-model train-dagm evaluate perf-worker bench-pacing dashboards lock cluster-build test-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -96,8 +96,17 @@ perf-worker: setup kafka-jars ## worker frames/s vs the model alone, one run (WO
 bench-pacing: setup ## simulator pacing check, 6 cameras x 30 fps x 60 s, on a running broker (BOOTSTRAP)
 	$(PY) -m producer_sim.bench_pacing --bootstrap-servers $(BOOTSTRAP)
 
-dashboards: setup ## regenerate the Grafana dashboards and the chart's copies of rules and dashboards
-	$(PY) -m line_harness.grafana.build && $(PY) -m line_harness.tools.sync_chart_files
+dashboards: setup ## regenerate the Grafana dashboards, the chart's copies of rules and dashboards, the chart README
+	$(PY) -m line_harness.grafana.build && $(PY) -m line_harness.tools.sync_chart_files && $(PY) -m line_harness.tools.chart_readme
+
+lock: setup ## pin the images' runtime dependencies to the tested versions (deploy/docker/constraints.txt)
+	$(PY) -m line_harness.tools.lock_constraints
+
+cluster-build: ## build the local Kubernetes control plane (Go, low priority; cached in ~/.cache/line-inspection)
+	bash deploy/cluster/build.sh
+
+test-cluster: setup tools cluster-build ## install every ci/ values file on a local API server with kwok nodes (docs/deploy.md)
+	$(PY) -m pytest -q -m slow tests/integration/cluster $(PYTEST_ARGS)
 
 clean: ## stop the local broker, remove run/ (broker data, logs, demo output) and caches
 	-@$(PYTHON) -m line_harness.kafka stop

@@ -11,11 +11,13 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# Exact versions of every runtime dependency, as tested (python -m line_harness.tools.lock_constraints).
+COPY deploy/docker/constraints.txt ./
 COPY line_contracts ./line_contracts
 COPY line_runtime ./line_runtime
 COPY surface_images ./surface_images
 COPY producer_sim ./producer_sim
-RUN pip install ".[simulator]" \
+RUN pip install -c constraints.txt ".[simulator]" \
  && pip uninstall -y pip setuptools wheel
 
 FROM ${PYTHON_IMAGE} AS producer-sim

@@ -15,6 +15,8 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# Exact versions of every runtime dependency, as tested (python -m line_harness.tools.lock_constraints).
+COPY deploy/docker/constraints.txt ./
 # Only the worker and the layers below it: no training, no simulator (docs/architecture.md).
 COPY line_contracts ./line_contracts
 COPY line_runtime ./line_runtime
@@ -23,13 +25,13 @@ COPY worker ./worker
 FROM build-base AS build-cpu
 ARG TF_VERSION
 # LiteRT only: the CPU worker serves the model's LiteRT twin and never imports TensorFlow.
-RUN pip install ".[worker-cpu]" \
+RUN pip install -c constraints.txt ".[worker-cpu]" \
  && pip uninstall -y pip setuptools wheel
 
 FROM build-base AS build-gpu
 ARG TF_VERSION
 # TensorFlow's GPU build: the and-cuda extra brings CUDA and cuDNN as wheels; the node supplies the driver.
-RUN pip install "tensorflow[and-cuda]==${TF_VERSION}" ".[worker-gpu]" \
+RUN pip install -c constraints.txt "tensorflow[and-cuda]==${TF_VERSION}" ".[worker-gpu]" \
  && pip uninstall -y pip setuptools wheel
 
 # ---- runtime: slim Python, a non-root user, the virtualenv, optionally a model. No compiler, no pip.
