@@ -35,7 +35,7 @@ class Worker:
 
     def __init__(self, settings: WorkerSettings, registry: Optional[CollectorRegistry] = None):
         self.settings = settings
-        self.metrics = WorkerMetrics(registry or CollectorRegistry())
+        self.metrics = WorkerMetrics(registry or CollectorRegistry(), settings.max_label_values)
         self.health = Health(self.metrics, settings.loop_stall_after_s)
         self._stop = threading.Event()
         self._stop_deadline: Optional[float] = None

@@ -23,7 +23,7 @@ from worker import record_reader
 from worker.batching import WorkItem
 from worker.decode import Rejected
 from worker.decode_pool import DecodePool
-from worker.metrics import WorkerMetrics, frame_labels
+from worker.metrics import WorkerMetrics
 from worker.pipeline import Pipeline
 from worker.settings import WorkerSettings
 from worker.watchdog import ConsumerWatchdog
@@ -60,6 +60,7 @@ class ConsumerLoop:
         self._publisher = pipeline.publisher
         self._metrics = pipeline.metrics
         self._health = pipeline.health
+        self._halts = pipeline.halts
         self._batch_lock = pipeline.batch_lock
         self._clock = clock
         self._eos = settings.processing_guarantee == "exactly_once"
@@ -116,6 +117,7 @@ class ConsumerLoop:
         log.error("replacing the consumer: stuck outside the group (%s)", self.watchdog.describe(None))
         old = self._consumer
         with self._batch_lock, self._rewind_lock:
+            self._halts.forget(self._tracker.tracked())
             self._tracker.revoke(set(self._tracker.tracked()))
             self._rewind.clear()
         self._health.partitions_assigned = False
@@ -129,7 +131,8 @@ class ConsumerLoop:
         fresh.subscribe([self._s.frames_topic], listener=_Rebalance(self, fresh, self._metrics))
 
     def poll_once(self) -> int:
-        """One iteration: back-pressure, poll, dispatch, commit, lag. Returns records polled."""
+        """One iteration: halts, back-pressure, poll, dispatch, commit, lag. Returns records polled."""
+        self._apply_halts()
         self._backpressure()
         with self._rewind_lock:
             self._rewound_to.clear()
@@ -163,7 +166,7 @@ class ConsumerLoop:
                 future = self._decoder.submit(rec.value, rec.headers, rec.key)
                 self._items.put(WorkItem(tp, rec.offset, generation, rec.key, rec.value, rec.headers,
                                          now_ns, now_mono, future))
-                self._metrics.frames_consumed.labels(*frame_labels(rec.headers)).inc()
+                self._metrics.frames_consumed.labels(*self._metrics.frame_labels(rec.headers)).inc()
                 count += 1
         for tp, offset in refused.items():
             self._redo_refused(tp, offset)
@@ -206,6 +209,20 @@ class ConsumerLoop:
                 self._rewind[tp] = min(self._rewind.get(tp, offset), offset)
             # else: a new assignment without `tp` already came; kafka-python forgot its position
 
+    def _apply_halts(self) -> None:
+        """Fail closed (worker/halts.py): rewind and pause newly halted partitions, resume those due a retry."""
+        assigned = self._consumer.assignment()
+        for tp in self._halts.take_rewinds() & assigned:
+            lowest = self._tracker.rewind(tp)  # their queued frames are dropped; nothing of them is committed
+            if lowest is not None:
+                self._consumer.seek(tp, lowest)
+            self._consumer.pause(tp)
+            log.error("judging halted on %s[%d]: rewound to offset %s, paused", tp.topic, tp.partition, lowest)
+        resume = self._halts.take_resumes() & assigned
+        if resume:
+            self._consumer.resume(*resume)
+            log.warning("retrying judging on %s", _names(resume))
+
     def _backpressure(self) -> None:
         in_flight = self._tracker.in_flight()
         paused = bool(self._consumer.paused())
@@ -217,7 +234,9 @@ class ConsumerLoop:
                 self._metrics.paused.set(1)
                 log.debug("paused consumption: %d frames in flight", in_flight)
         elif paused and in_flight <= self._max_in_flight // 2:
-            self._consumer.resume(*self._consumer.paused())
+            held = self._consumer.paused() - self._halts.halted()
+            if held:
+                self._consumer.resume(*held)
             self._metrics.paused.set(0)
 
     def commit(self, force: bool, partitions=None) -> None:
@@ -264,7 +283,8 @@ class ConsumerLoop:
             if self.watchdog.check(None):
                 self._replace_consumer()
             return
-        if self.watchdog.check(lags):
+        halted = self._halts.halted()  # paused on purpose (fail closed): not a stall
+        if self.watchdog.check({tp: v for tp, v in lags.items() if tp not in halted}):
             self._replace_consumer()
             return
         for gone in self._lag_labels - labels:
@@ -287,6 +307,7 @@ class ConsumerLoop:
                 except Exception as exc:  # the new owner redoes whatever was not committed
                     log.warning("could not flush before revocation: %r", exc)
             dropped = self._tracker.revoke(revoked)
+            self._halts.forget(revoked)
             with self._rewind_lock:
                 for tp, offset in dropped.items():
                     self._rewind[tp] = min(self._rewind.get(tp, offset), offset)

@@ -27,6 +27,8 @@ class Health:
         self.partitions_assigned = False
         self.stopping = False
         self.consumer_stall = ""  # set by the ConsumerWatchdog: frames wait but the consumer gets none
+        # Alarms shown by /healthz that a restart would not cure (it stays 200): each returns "" when quiet.
+        self.alarms: list[Callable[[], str]] = []
 
     def beat(self, loop: str) -> None:
         """Loop `loop` made progress now."""
@@ -39,7 +41,8 @@ class Health:
                  if now - t > self._stall_after_s]
         if self.consumer_stall:
             stale.append(self.consumer_stall)
-        return (not stale, "; ".join(stale) or f"{len(self._beats)} loops alive")
+        alarms = [text for text in (alarm() for alarm in self.alarms) if text]
+        return (not stale, "; ".join(stale + alarms) or f"{len(self._beats)} loops alive")
 
     def ready(self) -> tuple[bool, str]:
         """(ok, explanation): model loaded and warmed, partitions assigned, not shutting down."""

@@ -1,4 +1,8 @@
-"""The inference loop: take a closed batch, swap in a newer model if one is warmed, judge, publish."""
+"""The inference loop: take a closed batch, swap in a newer model if one is warmed, judge, publish.
+
+Every failure of one frame becomes that frame's dead letter; a failure of the model (it raised,
+or a score is not finite) halts the batch's partitions instead (worker/halts.py: fail closed).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import time
 
 import numpy as np
 
-from line_contracts.events import DeadLetterReason
+from line_contracts.events import DeadLetterReason, DefectEvent
 from worker.batching import Batch, Batcher, WorkItem
 from worker.decode import DecodedFrame, FrameRejected, Rejected, fit_to_model
+from worker.halts import JudgingHalts
 from worker.model import ModelManager, ServingModel
 from worker.pipeline import Pipeline
 from worker.publish import OutRecord
@@ -18,11 +23,19 @@ from worker.results import RecordFactory
 log = logging.getLogger(__name__)
 
 
+class ModelFailure(RuntimeError):
+    """The model could not judge a batch; `kind` is the metric label (error or non_finite)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 class InferenceLoop:
     """Runs on its own thread; the only thread that calls the model and (in exactly-once mode) the producer."""
 
     def __init__(self, pipeline: Pipeline, batcher: Batcher, models: ModelManager, factory: RecordFactory,
-                 buckets: list[int], resize_mismatched: bool):
+                 buckets: list[int], resize_mismatched: bool, halts: JudgingHalts):
         self._batcher = batcher
         self._models = models
         self._publisher = pipeline.publisher
@@ -33,6 +46,7 @@ class InferenceLoop:
         self._buckets = sorted(buckets)
         self._resize = resize_mismatched
         self._batch_lock = pipeline.batch_lock
+        self._halts = halts
         self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
         self.error: BaseException | None = None
         self.frames_done = 0
@@ -52,56 +66,81 @@ class InferenceLoop:
             self.error = exc
             log.exception("inference loop stopped")
 
+    def _live(self, item: WorkItem) -> bool:
+        # Revoked or rewound partitions are redone by their owner; halted ones wait for the retry.
+        return self._tracker.is_current(item.source, item.generation) and not self._halts.is_halted(item.source)
+
     def _process(self, batch: Batch) -> None:
-        model = self._models.take_update() or self._models.current
-        current = self._tracker.is_current
+        model = self._models.take_update()
+        if model is not None:
+            self._halts.model_replaced()
+        model = model or self._models.current
         records: list[OutRecord] = []
-        events = []
+        events: list[DefectEvent] = []
         dead: list[DeadLetterReason] = []
         good: list[tuple[WorkItem, DecodedFrame, np.ndarray]] = []
-        rejected = list(batch.rejected)
+        rejected = [(item, rej) for item, rej in batch.rejected if self._live(item)]
         for item, frame in batch.frames:
-            if not current(item.source, item.generation):
-                continue  # partition revoked: its new owner redoes the frame
+            if not self._live(item):
+                continue
             try:  # a hot reload may have changed the input size since the frame was decoded
                 image = fit_to_model(frame.image, model.input_height, model.input_width, self._resize)
             except FrameRejected as rej:
                 rejected.append((item, Rejected(rej.reason, f"{rej} (model v{model.version})", frame.headers)))
+            except Exception as exc:  # noqa: BLE001 - one frame's failure is that frame's dead letter
+                rejected.append((item, Rejected(DeadLetterReason.UNDECODABLE, f"resize failed: {exc!r}")))
             else:
                 good.append((item, frame, image))
         for item, rej in rejected:
-            if current(item.source, item.generation):
-                records.append(self._factory.dead_letter(item, rej.reason, rej.error))
-                dead.append(rej.reason)
+            records.append(self._factory.dead_letter(item, rej.reason, rej.error))
+            dead.append(rej.reason)
         if good:
             try:
                 scores, inference_s = self._infer(model, good, batch.closed_mono)
-            except Exception as exc:  # fail the whole batch loudly, but into the DLQ rather than lost
-                log.exception("inference failed for a batch of %d frames", len(good))
-                for item, frame, _ in good:
-                    records.append(self._factory.dead_letter(item, DeadLetterReason.INFERENCE_FAILED, repr(exc)))
-                    dead.append(DeadLetterReason.INFERENCE_FAILED)
+            except ModelFailure as failure:
+                self._halt(good, failure)
             else:
-                inferred_ns = time.time_ns()
-                for (item, frame, _), score in zip(good, scores):
-                    rec, event = self._factory.result(item, frame, score, model, inferred_ns,
-                                                      inference_s * 1000.0, len(good))
-                    records.append(rec)
-                    events.append(event)
+                self._results(good, scores, inference_s, model, records, events, dead)
         self._publisher.publish(records)
         self._count(events, dead)
         self.frames_done += len(records)
+
+    def _results(self, good, scores, inference_s: float, model: ServingModel, records: list, events: list,
+                 dead: list) -> None:
+        inferred_ns = time.time_ns()
+        for (item, frame, _), score in zip(good, scores):
+            try:
+                rec, event = self._factory.result(item, frame, float(score), model, inferred_ns,
+                                                  inference_s * 1000.0, len(good))
+            except Exception as exc:  # noqa: BLE001 - e.g. a header value the result contract refuses
+                records.append(self._factory.dead_letter(item, DeadLetterReason.EVENT_INVALID,
+                                                         f"result event could not be built: {exc!r}"))
+                dead.append(DeadLetterReason.EVENT_INVALID)
+            else:
+                records.append(rec)
+                events.append(event)
+
+    def _halt(self, good, failure: ModelFailure) -> None:
+        partitions = {item.source for item, _, _ in good}
+        self._metrics.model_failures.labels(failure.kind).inc()
+        log.error("model v%s could not judge a batch of %d frames (%s); halting %s: frames kept uncommitted, "
+                  "retried later", self._models.current.version if self._models.current else "?", len(good),
+                  failure, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)))
+        self._halts.halt(partitions, f"{failure.kind}: {str(failure)[:200]}")
 
     def _count(self, events, dead) -> None:
         m = self._metrics
         for reason in dead:
             m.frames_dead_lettered.labels(reason.value).inc()
         for ev in events:
-            line, camera, verdict = ev.frame.line_id, ev.frame.camera_id, ev.verdict.value
+            line, camera = m.line_camera(ev.frame.line_id, ev.frame.camera_id)
+            verdict = ev.verdict.value
             m.frames_judged.labels(line, camera, verdict).inc()
             if ev.frame.truth_label is not None:
                 m.verdict_truth.labels(line, verdict, ev.frame.truth_label.value).inc()
-            m.capture_to_publish.labels(line).observe(ev.timings.capture_to_publish_ms / 1000.0)
+            latency_s = ev.timings.capture_to_publish_ms / 1000.0
+            if 0.0 <= latency_s <= 86_400.0:  # a camera clock far off must not skew the latency histogram
+                m.capture_to_publish.labels(line).observe(latency_s)
             m.defect_score.labels(line).observe(ev.score)
 
     def _infer(self, model: ServingModel, good, closed_mono: float) -> tuple[np.ndarray, float]:
@@ -119,9 +158,16 @@ class InferenceLoop:
         if n < bucket:
             buf[n:] = 0
         start = time.perf_counter()
-        scores = model.model.predict(buf)
+        try:
+            scores = np.asarray(model.model.predict(buf), dtype=np.float64).reshape(-1)[:n]
+        except Exception as exc:  # noqa: BLE001 - whatever the runtime raises, the model failed
+            raise ModelFailure("error", f"model raised {exc!r}") from exc
         elapsed = time.perf_counter() - start
+        if len(scores) != n:
+            raise ModelFailure("error", f"model returned {len(scores)} scores for {n} frames")
+        if not np.all(np.isfinite(scores)):
+            raise ModelFailure("non_finite", f"model returned {int(np.sum(~np.isfinite(scores)))} non-finite "
+                                             f"score(s) in a batch of {n}")
         self._metrics.inference_seconds.observe(elapsed)
         self._metrics.batch_size.observe(n)
-        return scores[:n], elapsed
-
+        return scores, elapsed

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Iterable, Optional, Tuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from line_contracts.frame import H_CAMERA_ID, H_LINE_ID
+from line_contracts.frame import H_CAMERA_ID, H_LINE_ID, is_valid_id
 
-UNKNOWN = "unknown"
+UNKNOWN = "unknown"  # the id is missing or not a valid id
+OTHER = "other"      # a valid id beyond the label budget
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -19,8 +21,9 @@ _SCORE_BUCKETS = tuple(i / 20 for i in range(1, 21))
 class WorkerMetrics:
     """All metrics of one worker process; names are the contract the dashboards and alerts query."""
 
-    def __init__(self, registry: CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry, max_label_values: int = 100):
         self.registry = registry
+        self.labels = LabelBudget(max_label_values)
         r = registry
         self.frames_consumed = Counter("inspection_frames_consumed_total", "Frame records polled from the frames "
                                        "topic, by line and camera ('unknown' when headers are unreadable).",
@@ -62,13 +65,58 @@ class WorkerMetrics:
                                        "again after a failed delivery.", registry=r)
         self.poll_errors = Counter("inspection_poll_errors_total", "Consumer polls that raised (a record the Kafka "
                                    "client cannot read is dead-lettered and skipped).", registry=r)
+        self.judging_halted = Gauge("inspection_judging_halted_partitions", "Partitions this worker has stopped "
+                                    "judging because the model failed or returned a non-finite score (their frames "
+                                    "stay uncommitted and are judged again on retry).", registry=r)
+        self.model_failures = Counter("inspection_model_failures_total", "Batches the model could not judge, by "
+                                      "kind (error: it raised; non_finite: a score was NaN or infinite).", ["kind"],
+                                      registry=r)
+        for kind in ("error", "non_finite"):
+            self.model_failures.labels(kind)
+        self.publish_failing = Gauge("inspection_publish_failing", "Output topics (results, dead letters) whose "
+                                     "latest delivery failed; frames stay uncommitted and are re-sent until it works.",
+                                     registry=r)
         self.commits = Counter("inspection_commits_total", "Successful offset commits (or committed transactions).",
                                registry=r)
+
+    def line_camera(self, line: str, camera: str) -> tuple[str, str]:
+        """(line, camera) label values, bounded: see LabelBudget."""
+        return self.labels.value("line", line), self.labels.value("camera", camera)
+
+    def frame_labels(self, kafka_headers: Optional[Iterable[Tuple[str, Optional[bytes]]]]) -> tuple[str, str]:
+        """Bounded (line, camera) label values of a frame record, read from its raw headers."""
+        return self.line_camera(*frame_labels(kafka_headers))
 
     def set_model(self, name: str, version: str, backend: str) -> None:
         """Make the model-info gauge show exactly the model now in service."""
         self.model_info.clear()
         self.model_info.labels(name, version, backend).set(1)
+
+
+class LabelBudget:
+    """Caps the distinct values of each id label: ids from headers must not grow the series without bound.
+
+    The first `max_values` valid ids of each label are used as they are; later ones are counted
+    under 'other', invalid ones (wrong charset or length) under 'unknown'.
+    """
+
+    def __init__(self, max_values: int):
+        self._max = max_values
+        self._seen: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def value(self, label: str, raw: str) -> str:
+        """The label value to use for id `raw` of label `label`."""
+        if raw in (UNKNOWN, OTHER) or not is_valid_id(raw):
+            return UNKNOWN if raw != OTHER else OTHER
+        with self._lock:
+            seen = self._seen.setdefault(label, set())
+            if raw in seen:
+                return raw
+            if len(seen) >= self._max:
+                return OTHER
+            seen.add(raw)
+            return raw
 
 
 def frame_labels(kafka_headers: Optional[Iterable[Tuple[str, Optional[bytes]]]]) -> tuple[str, str]:

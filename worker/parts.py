@@ -18,6 +18,7 @@ from worker import record_reader
 from worker.batching import Batcher
 from worker.consumer import ConsumerLoop, consumer_kwargs
 from worker.decode_pool import DecodePool
+from worker.halts import JudgingHalts
 from worker.health import Health
 from worker.inference import InferenceLoop
 from worker.metrics import WorkerMetrics
@@ -61,14 +62,18 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
             s.transaction_retry_window_s)
     else:
         publisher = AtLeastOncePublisher(producer, tracker, metrics, s.publish_retry_backoff_s)
-    pipeline = Pipeline(tracker, publisher, metrics, health)
+        health.alarms.append(publisher.describe)
+    halts = JudgingHalts(metrics, s.halt_retry_s)
+    health.alarms.append(halts.describe)
+    pipeline = Pipeline(tracker, publisher, metrics, health, halts)
     decoder = DecodePool(s, lambda: (models.current.input_height, models.current.input_width))
     loop = holder["loop"] = ConsumerLoop(s, pipeline, lambda: KafkaConsumer(**consumer_kwargs(s)), decoder)
-    factory = RecordFactory(s.results_topic, s.dead_letter_topic, s.instance_id, s.dead_letter_max_value_bytes)
+    factory = RecordFactory(s.results_topic, s.dead_letter_topic, s.instance_id, s.dead_letter_max_value_bytes,
+                            s.max_record_bytes)
     batcher = Batcher(pipeline.items, s.max_batch_size, s.max_batch_wait_ms, decode_timeout_s=s.decode_timeout_s,
                       on_decode_timeout=decoder.replace_stuck)
     inference = InferenceLoop(pipeline, batcher, models,
-                              factory, s.batch_buckets(), s.size_mismatch_policy == "resize")
+                              factory, s.batch_buckets(), s.size_mismatch_policy == "resize", halts)
     return WorkerParts(pipeline, producer, decoder, loop, inference)
 
 

@@ -7,6 +7,7 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+from worker.halts import JudgingHalts
 from worker.health import Health
 from worker.metrics import WorkerMetrics
 from worker.offsets import OffsetTracker
@@ -21,5 +22,6 @@ class Pipeline:
     publisher: Publisher
     metrics: WorkerMetrics
     health: Health
+    halts: JudgingHalts
     items: "queue.Queue" = field(default_factory=queue.Queue)  # WorkItems in poll order, then END_OF_STREAM
     batch_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -4,8 +4,11 @@
 
 At-least-once (`AtLeastOncePublisher`): an idempotent producer (acks=all) sends asynchronously;
 the delivery callback acknowledges the source offset in the OffsetTracker, which is what the
-consumer thread commits. A failed delivery is queued and re-sent (never skipped); a non-retriable
-error is fatal: the worker stops without committing anything more.
+consumer thread commits. A failed delivery, whatever the error (topic missing or denied, broker
+away longer than the delivery timeout), is queued and re-sent with a growing back-off, never
+skipped and never fatal: the worker stays up, commits stop at the first frame without a result,
+back-pressure pauses consumption, `inspection_publish_failing` and /healthz say so, and everything
+goes out when the cause is fixed.
 
 Exactly-once (`worker.transactions.TransactionalPublisher`): one transaction per batch holds its
 results, its dead letters and its source offsets.
@@ -15,12 +18,12 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence
 
 from kafka import KafkaProducer, TopicPartition
-from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
 from worker.metrics import WorkerMetrics
 from worker.offsets import OffsetTracker
@@ -30,9 +33,9 @@ log = logging.getLogger(__name__)
 
 # Result events are small; a dead letter carries at most dead_letter_max_value_bytes (base64) plus JSON.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
-# Errors that may be marked non-retriable yet a later re-send can cure (the broker was away longer
-# than delivery_timeout_ms, say).
-_RETRIABLE_ANYWAY = (KafkaTimeoutError, KafkaConnectionError)
+_MAX_BACKOFF_S = 10.0
+# send() blocks this long at most for metadata (a missing topic): the inference loop must keep ticking.
+_MAX_BLOCK_MS = 5000
 
 
 class FatalPublishError(RuntimeError):
@@ -74,7 +77,7 @@ def producer_kwargs(settings: WorkerSettings, transactional: bool) -> dict:
     """KafkaProducer arguments: idempotent, acks=all, plus a stable transactional id in exactly-once mode."""
     kw = settings.kafka_client_kwargs()
     kw.update(acks="all", enable_idempotence=True, linger_ms=5, max_request_size=MAX_REQUEST_BYTES,
-              compression_type=None, client_id=f"{settings.instance_id}-producer")
+              compression_type=None, client_id=f"{settings.instance_id}-producer", max_block_ms=_MAX_BLOCK_MS)
     if transactional:
         # Stable per pod: a restarted pod fences its dead predecessor's open transaction.
         kw["transactional_id"] = f"{settings.group_id}-{settings.instance_id}"
@@ -82,7 +85,7 @@ def producer_kwargs(settings: WorkerSettings, transactional: bool) -> dict:
 
 
 class AtLeastOncePublisher:
-    """Asynchronous sends; delivery callbacks acknowledge offsets; failed deliveries are re-sent."""
+    """Asynchronous sends; delivery callbacks acknowledge offsets; failed deliveries are re-sent until they succeed."""
 
     def __init__(self, producer: KafkaProducer, tracker: OffsetTracker, metrics: WorkerMetrics,
                  retry_backoff_s: float = 0.5, clock: Callable[[], float] = time.monotonic):
@@ -92,64 +95,99 @@ class AtLeastOncePublisher:
         self._backoff_s = retry_backoff_s
         self._clock = clock
         self._retry: "queue.Queue[tuple[float, OutRecord]]" = queue.Queue()
-        self.fatal: Optional[BaseException] = None
+        self._lock = threading.Lock()
+        self._failing: dict[str, tuple[float, int, str]] = {}  # topic -> (since, failures in a row, last error)
+        self.fatal: Optional[BaseException] = None  # never set: at-least-once retries every failure
 
     def publish(self, records: Sequence[OutRecord]) -> None:
         """Hand records to the producer (returns before the broker acknowledges them); re-send due failures."""
-        self.check()
-        for rec in records:
-            self._send(rec)
         self._resend_due()
+        failing = self._failing_topics()
+        for rec in records:
+            if rec.topic in failing:
+                self._queue(rec)  # its topic fails: wait for the back-off before trying it again
+        self._send_all([rec for rec in records if rec.topic not in failing])
 
-    def _send(self, rec: OutRecord) -> None:
-        future = self._producer.send(rec.topic, value=rec.value, key=rec.key)
-        future.add_callback(self._delivered, rec)
-        future.add_errback(self._failed, rec)
+    def _send_all(self, records: Sequence[OutRecord]) -> None:
+        blocked: set[str] = set()  # send() failed right away: do not block on it again for this topic now
+        for rec in records:
+            if rec.topic in blocked:
+                self._queue(rec)
+                continue
+            try:
+                future = self._producer.send(rec.topic, value=rec.value, key=rec.key)
+            except Exception as exc:  # noqa: BLE001 - e.g. no metadata for a missing topic within max_block_ms
+                self._failed(rec, exc)
+                blocked.add(rec.topic)
+                continue
+            future.add_callback(self._delivered, rec)
+            future.add_errback(self._failed, rec)
+
+    def _failing_topics(self) -> set[str]:
+        with self._lock:
+            return set(self._failing)
 
     def _delivered(self, rec: OutRecord, _metadata) -> None:
+        with self._lock:
+            if self._failing.pop(rec.topic, None) is not None:
+                log.warning("publishing to %s works again", rec.topic)
+                self._metrics.publish_failing.set(len(self._failing))
         self._tracker.acknowledge(rec.source, rec.offset, rec.generation)
 
     def _failed(self, rec: OutRecord, exc: BaseException) -> None:
-        # Runs on the producer's I/O thread: never send from here, hand it to the inference loop.
-        if isinstance(exc, KafkaError) and not exc.retriable and not isinstance(exc, _RETRIABLE_ANYWAY):
-            log.error("fatal delivery error for %s[%d]@%d -> %s: %r", rec.source.topic, rec.source.partition,
-                      rec.offset, rec.topic, exc)
-            self.fatal = exc
-            return
-        log.warning("delivery of %s[%d]@%d -> %s failed (%r); will retry", rec.source.topic, rec.source.partition,
-                    rec.offset, rec.topic, exc)
-        self._retry.put((self._clock() + self._backoff_s, rec))
+        # Runs on the producer's I/O thread (or in send()): never send from here, queue it for the loop.
+        with self._lock:
+            since, count, _ = self._failing.get(rec.topic, (self._clock(), 0, ""))
+            self._failing[rec.topic] = (since, count + 1, repr(exc)[:300])
+            self._metrics.publish_failing.set(len(self._failing))
+        if count == 0:
+            log.error("delivery to %s failed (%r): retrying with back-off; frames stay uncommitted until it "
+                      "works", rec.topic, exc)
+        self._queue(rec)
+
+    def _queue(self, rec: OutRecord) -> None:
+        with self._lock:
+            failures = self._failing.get(rec.topic, (0.0, 1, ""))[1]
+        delay = min(_MAX_BACKOFF_S, self._backoff_s * 2 ** min(failures - 1, 8))
+        self._retry.put((self._clock() + delay, rec))
 
     def _resend_due(self) -> None:
-        now, later = self._clock(), []
+        now, due, later = self._clock(), [], []
         while True:
             try:
-                due, rec = self._retry.get_nowait()
+                at, rec = self._retry.get_nowait()
             except queue.Empty:
                 break
-            if due > now:
-                later.append((due, rec))
-            elif self._tracker.is_current(rec.source, rec.generation):
-                self._metrics.publish_retries.inc()
-                self._send(rec)
+            (later if at > now else due).append((at, rec))
         for item in later:
             self._retry.put(item)
+        live = [rec for _, rec in due if self._tracker.is_current(rec.source, rec.generation)]
+        if live:
+            self._metrics.publish_retries.inc(len(live))
+            self._send_all(live)
 
     def pending_retries(self) -> int:
         """Records waiting to be re-sent."""
         return self._retry.qsize()
 
+    def describe(self) -> str:
+        """One line for /healthz; empty while every topic takes records."""
+        now = self._clock()
+        with self._lock:
+            if not self._failing:
+                return ""
+            parts = [f"{topic} for {now - since:.0f}s ({count} failures, last {err})"
+                     for topic, (since, count, err) in sorted(self._failing.items())]
+        return "publishing failing (frames kept uncommitted, retried): " + "; ".join(parts)
+
     def check(self) -> None:
-        """Raise FatalPublishError if a delivery failed for good."""
-        if self.fatal is not None:
-            raise FatalPublishError(f"producer cannot deliver: {self.fatal!r}")
+        """Never raises: every failed delivery is retried (see the module docstring)."""
 
     def flush(self, timeout_s: float) -> None:
         """Wait until everything sent (and re-sent) is acknowledged, or the time is up."""
         deadline = self._clock() + timeout_s
         while True:
             self._producer.flush(timeout=max(0.0, deadline - self._clock()))
-            self.check()
             if self.pending_retries() == 0 or self._clock() >= deadline:
                 return
             time.sleep(min(self._backoff_s, max(0.0, deadline - self._clock())))

@@ -78,6 +78,9 @@ class WorkerSettings(KafkaClientSettings):
         512 * 1024, ge=0, description="The frame bytes copied into a dead-letter record are cut to this size so the "
                                       "record (base64 inside JSON) always fits the topic's record size limit.")
 
+    halt_retry_s: float = Field(30.0, gt=0, le=3600, description="Fail closed: partitions halted because the "
+                                "model failed (or returned a non-finite score) are retried after this many seconds, "
+                                "or at once when a new model version is loaded.")
     # Loop intervals and time budgets. The defaults are what the worker was tuned and tested with;
     # change them only with a reason (the docs say what each one trades).
     poll_timeout_ms: int = Field(100, ge=1, le=10_000, description="Longest one consumer poll() blocks; the "

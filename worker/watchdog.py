@@ -116,8 +116,9 @@ class ConsumerWatchdog:
     def _nudge(self, lags: dict) -> None:
         consumer = self._consumer
         try:
-            if consumer.paused():
-                consumer.resume(*consumer.paused())  # back-pressure re-pauses if frames really are in flight
+            held = consumer.paused() & set(lags)  # halted partitions (fail closed) are never in `lags`
+            if held:  # back-pressure re-pauses if frames really are in flight
+                consumer.resume(*held)
             for tp, (position, _end) in lags.items():
                 if tp in consumer.assignment():
                     consumer.seek(tp, position)  # same offset: nothing skipped, position re-validated

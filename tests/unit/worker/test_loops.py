@@ -25,6 +25,7 @@ from tests.unit.worker.fakes import (
 from worker.batching import END_OF_STREAM, Batcher
 from worker.consumer import ConsumerLoop
 from worker.decode import Rejected
+from worker.halts import JudgingHalts
 from worker.health import Health
 from worker.inference import InferenceLoop
 from worker.metrics import WorkerMetrics
@@ -39,7 +40,7 @@ from worker.settings import WorkerSettings
 def _pipeline(publisher_factory):
     metrics = WorkerMetrics(CollectorRegistry())
     tracker = OffsetTracker()
-    return Pipeline(tracker, publisher_factory(tracker, metrics), metrics, Health(metrics))
+    return Pipeline(tracker, publisher_factory(tracker, metrics), metrics, Health(metrics), JudgingHalts(metrics, 30))
 
 
 def test_consumer_loop_commits_only_acknowledged_frames_and_pauses_when_full():
@@ -97,7 +98,7 @@ def test_inference_loop_judges_good_frames_and_dead_letters_rejects():
     model = FakeModel()
     models = SimpleNamespace(current=_serving(model), take_update=lambda: None)
     loop = InferenceLoop(pipe, Batcher(pipe.items, 8, 10, clock=clock), models,
-                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], True)
+                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], True, pipe.halts)
     loop.run()
     assert loop.error is None and model.batches == [2]  # two good frames, padded to the 2-bucket
     by_topic = {}

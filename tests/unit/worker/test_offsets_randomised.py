@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.unit.worker.fakes import FakeClock, FakeConsumer, FakeDecoder, FakePublisher, record
 from worker.consumer import ConsumerLoop
+from worker.halts import JudgingHalts
 from worker.health import Health
 from worker.metrics import WorkerMetrics
 from worker.offsets import OffsetTracker
@@ -66,7 +67,7 @@ def _walk(seed: int, steps: int = 400) -> None:
     committed: dict = {}
     metrics = WorkerMetrics(CollectorRegistry())
     tracker = OffsetTracker()
-    pipe = Pipeline(tracker, FakePublisher(tracker, ack=False), metrics, Health(metrics))
+    pipe = Pipeline(tracker, FakePublisher(tracker, ack=False), metrics, Health(metrics), JudgingHalts(metrics, 30))
     consumer = LogConsumer(rng, published, committed)
     pending_landing: list = []  # a rebalance callback to land mid-registration
     state = {"revoked": set()}

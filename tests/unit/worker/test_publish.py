@@ -52,13 +52,41 @@ def test_a_failed_delivery_is_resent_after_the_backoff_and_only_then_committed()
     assert tracker.to_commit() == {TP: 1}
 
 
-def test_a_non_retriable_delivery_error_is_fatal_and_nothing_is_committed():
-    tracker, records = _setup((0,))
-    producer = FakeProducer()
-    publisher = AtLeastOncePublisher(producer, tracker, WorkerMetrics(CollectorRegistry()))
+def test_a_denied_topic_keeps_the_worker_up_uncommitted_and_alarmed_until_it_works():
+    tracker, records = _setup((0, 1))
+    producer, clock = FakeProducer(), FakeClock()
+    metrics = WorkerMetrics(CollectorRegistry())
+    publisher = AtLeastOncePublisher(producer, tracker, metrics, retry_backoff_s=0.5, clock=clock)
     publisher.publish(records)
-    producer.fail(0, TopicAuthorizationFailedError("denied"))
-    assert publisher.fatal is not None and tracker.to_commit() == {}
+    producer.fail(0, TopicAuthorizationFailedError("denied"))  # not retriable, yet not fatal
+    producer.fail(1, TopicAuthorizationFailedError("denied"))
+    publisher.check()
+    assert publisher.fatal is None and tracker.to_commit() == {}
+    assert metrics.registry.get_sample_value("inspection_publish_failing") == 1
+    assert "publishing failing" in publisher.describe() and "results" in publisher.describe()
+    clock.advance(1.0)  # the back-off grows with consecutive failures (0.5 s, 1 s, ...)
+    publisher.publish([])
+    assert len(producer.sent) == 4
+    producer.ack(2)
+    producer.ack(3)  # the ACL was fixed
+    assert tracker.to_commit() == {TP: 2} and publisher.describe() == ""
+    assert metrics.registry.get_sample_value("inspection_publish_failing") == 0
+
+
+def test_a_missing_topic_blocks_send_once_per_round_not_once_per_record():
+    tracker, records = _setup((0, 1, 2))
+
+    class NoMetadata(FakeProducer):
+        def send(self, topic, value=None, key=None, headers=None):
+            self.calls.append(f"send {topic}")
+            raise KafkaTimeoutError("Failed to update metadata after 5.0 secs.")
+
+    producer, clock = NoMetadata(), FakeClock()
+    publisher = AtLeastOncePublisher(producer, tracker, WorkerMetrics(CollectorRegistry()), clock=clock)
+    publisher.publish(records)
+    assert producer.calls == ["send results"] and publisher.pending_retries() == 3
+    publisher.publish(records[:1])  # a new record for the failing topic waits for the back-off too
+    assert producer.calls == ["send results"] and publisher.pending_retries() == 4
 
 
 def test_transaction_holds_records_then_offsets_and_is_retried_as_a_whole():

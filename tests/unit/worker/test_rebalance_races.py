@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.unit.worker.fakes import TP, FakeClock, FakeConsumer, FakeDecoder, FakePublisher, record
 from worker.consumer import ConsumerLoop
+from worker.halts import JudgingHalts
 from worker.health import Health
 from worker.metrics import WorkerMetrics
 from worker.offsets import OffsetTracker
@@ -23,7 +24,7 @@ from worker.settings import WorkerSettings
 def _loop(decoder=None):
     metrics = WorkerMetrics(CollectorRegistry())
     tracker = OffsetTracker()
-    pipe = Pipeline(tracker, FakePublisher(tracker, ack=False), metrics, Health(metrics))
+    pipe = Pipeline(tracker, FakePublisher(tracker, ack=False), metrics, Health(metrics), JudgingHalts(metrics, 30))
     consumer = FakeConsumer()
     loop = ConsumerLoop(WorkerSettings(max_batch_size=64), pipe, lambda: consumer, decoder or FakeDecoder(),
                         clock=FakeClock())
