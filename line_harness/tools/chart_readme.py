@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import yaml
 
 from line_harness.tools.chart_render import CHART
+from line_harness.tools.generated import write_or_check
 
 README = CHART / "README.md"
 KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][\w.-]*):(?P<rest>.*)$")
@@ -126,15 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate the chart README from values.yaml comments.")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if README.md is stale")
     args = parser.parse_args(argv)
-    text = render_readme()
-    if args.check:
-        if not README.is_file() or README.read_text() != text:
-            print(f"{README} is out of date; run python -m line_harness.tools.chart_readme", file=sys.stderr)
-            return 1
-        return 0
-    README.write_text(text)
-    print(f"wrote {README}")
-    return 0
+    return write_or_check(README, render_readme(), args.check, "python -m line_harness.tools.chart_readme")
 
 
 if __name__ == "__main__":

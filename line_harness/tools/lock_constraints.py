@@ -25,6 +25,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from line_harness.paths import REPO
+from line_harness.tools.generated import write_or_check
 
 CONSTRAINTS = REPO / "deploy" / "docker" / "constraints.txt"
 IMAGE_EXTRAS = ("worker-cpu", "worker-gpu", "simulator")
@@ -83,14 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if the file is stale")
     args = parser.parse_args(argv)
     text = render(resolve(image_requirements()))
-    if args.check:
-        if not CONSTRAINTS.is_file() or CONSTRAINTS.read_text() != text:
-            print(f"{CONSTRAINTS} is stale; run python -m line_harness.tools.lock_constraints", file=sys.stderr)
-            return 1
-        return 0
-    CONSTRAINTS.write_text(text)
-    print(f"wrote {CONSTRAINTS} ({text.count('==')} pins)")
-    return 0
+    return write_or_check(CONSTRAINTS, text, args.check, "python -m line_harness.tools.lock_constraints",
+                          f" ({text.count('==')} pins)")
 
 
 if __name__ == "__main__":
