@@ -17,6 +17,7 @@ from kafka import KafkaConsumer
 
 from line_contracts.frame import FRAME_SCHEMA_VERSION, Encoding, FrameHeaderError, FrameHeaders, TruthLabel, frame_key
 from line_harness.paths import REPO
+from line_harness.processes import free_port
 from line_runtime.settings import SettingsError
 from producer_sim.cli import _settings, build_parser, main
 from producer_sim.exit_codes import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST
@@ -126,16 +127,9 @@ def test_rejected_frames_are_counted_lost_and_exit_non_zero(kafka_bootstrap, new
     assert "delivery failed" in proc.stderr and "lost 10" in proc.stderr
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("command", ["run", "watch"])
 def test_unreachable_broker_fails_fast_and_clearly(command):
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     t0 = time.monotonic()
     proc = subprocess.run(SIM + [command, "--bootstrap-servers", address, "--connect-timeout", "2", "--quiet"]
                           + (["--pool-size", "2"] if command == "run" else []),
