@@ -283,6 +283,8 @@ class ConsumerLoop:
             if self.watchdog.check(None):
                 self._replace_consumer()
             return
+        if self._publisher.describe():
+            self.watchdog.progress()  # frames wait for the output (alarmed by itself), not for the consumer
         halted = self._halts.halted()  # paused on purpose (fail closed): not a stall
         if self.watchdog.check({tp: v for tp, v in lags.items() if tp not in halted}):
             self._replace_consumer()

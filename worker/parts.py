@@ -36,7 +36,6 @@ class WorkerParts:
     """Everything one running worker is made of (the model is loaded before these are built)."""
 
     pipeline: Pipeline
-    producer: KafkaProducer
     decoder: DecodePool
     consumer_loop: ConsumerLoop
     inference: InferenceLoop
@@ -46,6 +45,11 @@ class WorkerParts:
         """The publisher both loops use."""
         return self.pipeline.publisher
 
+    @property
+    def producer(self) -> KafkaProducer:
+        """The producer in use now."""
+        return self.pipeline.publisher.producer
+
 
 def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerMetrics, health: Health,
                 producer: Optional[KafkaProducer] = None) -> WorkerParts:
@@ -54,6 +58,10 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
     record_reader.install()  # a non-UTF-8 header name must not make poll() raise
     eos = s.processing_guarantee == "exactly_once"
     producer = producer or KafkaProducer(**producer_kwargs(s, transactional=eos))
+
+    def new_producer() -> KafkaProducer:  # at-least-once replaces a producer stuck in a fatal state
+        return KafkaProducer(**producer_kwargs(s, transactional=False))
+
     tracker = OffsetTracker()
     holder: dict[str, ConsumerLoop] = {}  # the publisher needs the loop's group metadata, the loop the publisher
     if eos:
@@ -61,8 +69,9 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
             producer, tracker, metrics, lambda: holder["loop"].group_metadata, s.publish_retry_backoff_s,
             s.transaction_retry_window_s)
     else:
-        publisher = AtLeastOncePublisher(producer, tracker, metrics, s.publish_retry_backoff_s)
-        health.alarms.append(publisher.describe)
+        publisher = AtLeastOncePublisher(producer, tracker, metrics, s.publish_retry_backoff_s,
+                                         new_producer=new_producer)
+    health.alarms.append(publisher.describe)
     halts = JudgingHalts(metrics, s.halt_retry_s)
     health.alarms.append(halts.describe)
     pipeline = Pipeline(tracker, publisher, metrics, health, halts)
@@ -74,7 +83,7 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
                       on_decode_timeout=decoder.replace_stuck)
     inference = InferenceLoop(pipeline, batcher, models,
                               factory, s.batch_buckets(), s.size_mismatch_policy == "resize", halts)
-    return WorkerParts(pipeline, producer, decoder, loop, inference)
+    return WorkerParts(pipeline, decoder, loop, inference)
 
 
 def start_inference(parts: WorkerParts) -> threading.Thread:

@@ -63,6 +63,10 @@ class Publisher(Protocol):
 
     fatal: Optional[BaseException]
 
+    @property
+    def producer(self) -> KafkaProducer:
+        """The producer in use (closed at shutdown)."""
+
     def publish(self, records: Sequence[OutRecord]) -> None:
         """Publish `records` (possibly none) and send again what failed earlier and is due."""
 
@@ -71,6 +75,9 @@ class Publisher(Protocol):
 
     def check(self) -> None:
         """Raise FatalPublishError if delivery failed for good."""
+
+    def describe(self) -> str:
+        """One line for /healthz while deliveries fail (they are retried); empty when all is well."""
 
 
 def producer_kwargs(settings: WorkerSettings, transactional: bool) -> dict:
@@ -88,8 +95,10 @@ class AtLeastOncePublisher:
     """Asynchronous sends; delivery callbacks acknowledge offsets; failed deliveries are re-sent until they succeed."""
 
     def __init__(self, producer: KafkaProducer, tracker: OffsetTracker, metrics: WorkerMetrics,
-                 retry_backoff_s: float = 0.5, clock: Callable[[], float] = time.monotonic):
+                 retry_backoff_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 new_producer: Optional[Callable[[], KafkaProducer]] = None):
         self._producer = producer
+        self._new_producer = new_producer
         self._tracker = tracker
         self._metrics = metrics
         self._backoff_s = retry_backoff_s
@@ -99,14 +108,38 @@ class AtLeastOncePublisher:
         self._failing: dict[str, tuple[float, int, str]] = {}  # topic -> (since, failures in a row, last error)
         self.fatal: Optional[BaseException] = None  # never set: at-least-once retries every failure
 
+    @property
+    def producer(self) -> KafkaProducer:
+        """The producer in use (replaced after a fatal producer error)."""
+        return self._producer
+
     def publish(self, records: Sequence[OutRecord]) -> None:
         """Hand records to the producer (returns before the broker acknowledges them); re-send due failures."""
+        self._renew_broken_producer()
         self._resend_due()
         failing = self._failing_topics()
         for rec in records:
             if rec.topic in failing:
                 self._queue(rec)  # its topic fails: wait for the back-off before trying it again
         self._send_all([rec for rec in records if rec.topic not in failing])
+
+    def _renew_broken_producer(self) -> None:
+        # kafka-python's idempotent producer turns some broker answers (a record the topic refuses, say)
+        # into a fatal state: every later send fails, even once the cause is fixed. Start a fresh one;
+        # what the old one had not delivered fails over to the retry queue and is sent again.
+        manager = getattr(self._producer, "_transaction_manager", None)
+        try:
+            broken = manager is not None and manager.has_fatal_error()
+        except Exception:  # noqa: BLE001 - private API, best effort
+            broken = False
+        if not broken or self._new_producer is None:
+            return
+        log.error("the producer is in a fatal state; replacing it (undelivered records are sent again)")
+        old, self._producer = self._producer, self._new_producer()
+        try:
+            old.close(timeout=0)
+        except Exception as exc:  # noqa: BLE001 - it is abandoned anyway
+            log.warning("closing the broken producer failed: %r", exc)
 
     def _send_all(self, records: Sequence[OutRecord]) -> None:
         blocked: set[str] = set()  # send() failed right away: do not block on it again for this topic now

@@ -37,7 +37,13 @@ class TransactionalPublisher:
         self._sleep = sleep
         self._clock = clock
         self.fatal: Optional[BaseException] = None
+        self._failing: Optional[tuple[float, str]] = None  # (since, last error) while a transaction is retried
         producer.init_transactions()
+
+    @property
+    def producer(self) -> KafkaProducer:
+        """The transactional producer."""
+        return self._producer
 
     def publish(self, records: Sequence[OutRecord]) -> None:
         """Publish `records` and commit their source offsets atomically; retried as a whole on abortable errors.
@@ -63,6 +69,9 @@ class TransactionalPublisher:
                     {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}, self._group_metadata())
                 self._producer.commit_transaction()
             except KafkaError as exc:
+                if self._failing is None:
+                    self._failing = (self._clock(), "")
+                self._failing = (self._failing[0], repr(exc)[:300])
                 self._abort(exc)
                 if self._clock() >= give_up:
                     self.fatal = exc
@@ -72,6 +81,7 @@ class TransactionalPublisher:
                 log.warning("transaction attempt %d failed (%r); aborted, retrying", attempt, exc)
                 self._sleep(min(_MAX_BACKOFF_S, self._backoff_s * attempt))
                 continue
+            self._failing = None
             for rec in live:
                 self._tracker.acknowledge(rec.source, rec.offset, rec.generation)
             self._tracker.committed(offsets)
@@ -89,6 +99,13 @@ class TransactionalPublisher:
         """Raise FatalPublishError if the producer is unusable."""
         if self.fatal is not None:
             raise FatalPublishError(f"transactional producer unusable: {self.fatal!r}")
+
+    def describe(self) -> str:
+        """One line for /healthz while a transaction is being retried; empty otherwise."""
+        failing = self._failing
+        if failing is None:
+            return ""
+        return f"transaction failing for {self._clock() - failing[0]:.0f}s (retried, last {failing[1]})"
 
     def flush(self, timeout_s: float) -> None:
         """Every transaction is committed inside publish(); this only lets the producer drain."""

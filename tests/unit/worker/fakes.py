@@ -188,6 +188,9 @@ class FakePublisher:
     def check(self) -> None:
         pass
 
+    def describe(self) -> str:
+        return ""
+
 
 class FakeDecoder:
     """DecodePool stand-in: every frame decodes at once to a blank 64x64 image (or what `results` says).
