@@ -361,3 +361,11 @@ def test_topics_hook_env_loads_through_the_topic_settings(rendered, monkeypatch)
         monkeypatch.setenv(e["name"], e["value"])
     settings = load_settings(TopicSettings)
     assert settings.frames_partitions == 6 and settings.replication_factor == -1 and settings.create
+
+
+def test_every_alert_has_a_switch_in_values():
+    """Each alert of the rules file can be switched off by name (prometheusRule.alerts.<Alert>)."""
+    source = yaml.safe_load((REPO / "deploy/prometheus/rules/line-inspection.rules.yml").read_text())
+    alerts = {r["alert"] for g in source["groups"] for r in g["rules"] if "alert" in r}
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert set(values["prometheusRule"]["alerts"]) == alerts
