@@ -14,7 +14,6 @@ from concurrent.futures import Future
 from typing import Callable
 
 from kafka import KafkaConsumer
-from kafka.consumer.subscription_state import AsyncConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -23,8 +22,8 @@ from worker import record_reader
 from worker.batching import WorkItem
 from worker.decode import Rejected
 from worker.decode_pool import DecodePool
-from worker.metrics import WorkerMetrics
 from worker.pipeline import Pipeline
+from worker.rebalance import RebalanceListener, Rewinds
 from worker.settings import WorkerSettings
 from worker.watchdog import ConsumerWatchdog
 
@@ -69,10 +68,7 @@ class ConsumerLoop:
         self._next_lag = 0.0
         self._lag_labels: set[tuple[str, str]] = set()
         self.group_metadata = None
-        self._rewind: dict = {}  # partition -> lowest offset dropped at its last revoke
-        self._rewound_to: dict = {}  # partition -> offset on_assigned sought it to during the current poll
-        self._assigned_this_poll = False  # on_assigned ran since the current poll began
-        self._rewind_lock = threading.Lock()  # the three above, shared with kafka-python's IO thread
+        self._rewinds = Rewinds(self._tracker)
         self.watchdog = ConsumerWatchdog(consumer, self._tracker, self._health, settings.consumer_nudge_after_s,
                                          settings.consumer_stall_after_s, settings.consumer_rebuild_after_s, clock)
 
@@ -89,7 +85,7 @@ class ConsumerLoop:
                 log.warning("frames topic %s does not exist (yet): waiting for it (WORKER_FRAMES_TOPIC)", topic)
                 warned = True
             stop.wait(1.0)
-        self._consumer.subscribe([self._s.frames_topic], listener=_Rebalance(self, self._consumer, self._metrics))
+        self._consumer.subscribe([self._s.frames_topic], listener=RebalanceListener(self, self._consumer, self._metrics))
         self.watchdog.progress()  # the wait for the topic is not a stall
 
     @property
@@ -116,10 +112,10 @@ class ConsumerLoop:
             return
         log.error("replacing the consumer: stuck outside the group (%s)", self.watchdog.describe(None))
         old = self._consumer
-        with self._batch_lock, self._rewind_lock:
+        with self._batch_lock:
             self._halts.forget(self._tracker.tracked())
             self._tracker.revoke(set(self._tracker.tracked()))
-            self._rewind.clear()
+            self._rewinds.clear()
         self._health.partitions_assigned = False
         try:
             old.close(autocommit=False)
@@ -128,15 +124,13 @@ class ConsumerLoop:
         self._consumer = fresh
         self.watchdog.watch(fresh)
         self._metrics.paused.set(0)
-        fresh.subscribe([self._s.frames_topic], listener=_Rebalance(self, fresh, self._metrics))
+        fresh.subscribe([self._s.frames_topic], listener=RebalanceListener(self, fresh, self._metrics))
 
     def poll_once(self) -> int:
         """One iteration: halts, back-pressure, poll, dispatch, commit, lag. Returns records polled."""
         self._apply_halts()
         self._backpressure()
-        with self._rewind_lock:
-            self._rewound_to.clear()
-            self._assigned_this_poll = False
+        self._rewinds.poll_started()
         epoch = self._tracker.epoch()  # a revoke or rewind after this refuses the records of this poll
         try:
             polled = self._consumer.poll(timeout_ms=self._s.poll_timeout_ms, max_records=self._s.max_batch_size)
@@ -169,7 +163,7 @@ class ConsumerLoop:
                 self._metrics.frames_consumed.labels(*self._metrics.frame_labels(rec.headers)).inc()
                 count += 1
         for tp, offset in refused.items():
-            self._redo_refused(tp, offset)
+            self._rewinds.refused(self._consumer, tp, offset)
         self.watchdog.progress()
         return count
 
@@ -190,24 +184,6 @@ class ConsumerLoop:
             self._items.put(WorkItem(tp, offset, generation, None, None, [], time.time_ns(), self._clock(), done))
         self._consumer.seek(tp, offset + 1)
         log.error("skipped unreadable record %s[%d]@%d (dead-lettered): %r", tp.topic, tp.partition, offset, exc)
-
-    def _redo_refused(self, tp, offset: int) -> None:
-        """Records of `tp` from `offset` on were refused: it was revoked (or rewound) while they were registered.
-
-        The fetch position is already past them. If `tp` is assigned again, seek back now (not above
-        where the assignment callback rewound it during this poll); if not, leave the offset for the
-        callback, in case kafka-python hands the partition back with its old position.
-        """
-        with self._rewind_lock:
-            if tp in self._consumer.assignment():
-                target = min(offset, self._rewound_to.get(tp, offset))
-                self._tracker.rewind(tp)
-                self._consumer.seek(tp, target)
-                log.info("rewound %s[%d] to offset %d: its records were polled across a rebalance", tp.topic,
-                         tp.partition, target)
-            elif not self._assigned_this_poll:
-                self._rewind[tp] = min(self._rewind.get(tp, offset), offset)
-            # else: a new assignment without `tp` already came; kafka-python forgot its position
 
     def _apply_halts(self) -> None:
         """Fail closed (worker/halts.py): rewind and pause newly halted partitions, resume those due a retry."""
@@ -308,62 +284,17 @@ class ConsumerLoop:
                     offsets = self._tracker.to_commit(revoked)
                 except Exception as exc:  # the new owner redoes whatever was not committed
                     log.warning("could not flush before revocation: %r", exc)
-            dropped = self._tracker.revoke(revoked)
+            self._rewinds.dropped(self._tracker.revoke(revoked))
             self._halts.forget(revoked)
-            with self._rewind_lock:
-                for tp, offset in dropped.items():
-                    self._rewind[tp] = min(self._rewind.get(tp, offset), offset)
         log.info("partitions revoked: %s", _names(revoked))
         return offsets
 
     def on_assigned(self, assigned) -> None:
         """Track newly assigned partitions (fresh generation) and report readiness."""
         self._tracker.assign(assigned)
-        # kafka-python keeps the fetch position of a partition that is revoked and handed straight
-        # back: frames dropped at the revoke would never be polled again, yet later offsets get
-        # committed (the chaos suite's rebalance scenario lost frames this way). Rewind to them, and
-        # drop what was adopted from the old position meanwhile (it is polled again after the seek).
-        # Everything below the lowest dropped offset has its result, so seeking there is always safe;
-        # seek() only sets local state (position() would block, which this IO-thread callback may not).
-        with self._rewind_lock:
-            for tp in set(assigned) & set(self._rewind):
-                adopted = self._tracker.rewind(tp)
-                target = self._rewind[tp] if adopted is None else min(adopted, self._rewind[tp])
-                self._consumer.seek(tp, target)
-                self._rewound_to[tp] = target
-                log.info("rewound %s[%d] to offset %d to redo frames dropped at the revoke", tp.topic,
-                         tp.partition, target)
-            self._rewind.clear()
-            self._assigned_this_poll = True
+        self._rewinds.assigned(self._consumer, assigned)  # partitions handed straight back: see worker/rebalance.py
         self._health.partitions_assigned = bool(assigned)  # eager protocol: `assigned` is the whole assignment
         log.info("partitions assigned: %s", _names(assigned))
-
-
-class _Rebalance(AsyncConsumerRebalanceListener):
-    """kafka-python 3 runs listeners on its IO thread: a sync listener must not commit (it would block
-    the loop it waits for), so this one awaits the coordinator's commit coroutine instead."""
-
-    def __init__(self, loop: ConsumerLoop, consumer: KafkaConsumer, metrics: WorkerMetrics):
-        self._loop = loop
-        self._consumer = consumer
-        self._metrics = metrics
-
-    async def on_partitions_revoked(self, revoked):
-        offsets = self._loop.prepare_revoke(revoked)
-        commit = getattr(getattr(self._consumer, "_coordinator", None), "_commit_offsets_sync_async", None)
-        if not offsets or commit is None:
-            return
-        try:
-            await commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()},
-                         self._loop.commit_timeout_ms)
-        except Exception as exc:  # the new owner redoes what was not committed: duplicates, never loss
-            log.warning("commit on revocation failed: %r", exc)
-            return
-        self._metrics.commits.inc()
-        log.info("committed %d partition offsets before revocation", len(offsets))
-
-    async def on_partitions_assigned(self, assigned):
-        self._loop.on_assigned(assigned)
 
 
 def _names(partitions) -> str:
