@@ -32,6 +32,11 @@ from line_contracts.model import (
 from training.frames import to_working_size
 
 
+# SavedModel-only signature: uint8 frames -> DEFECT_MAP_KEY float32 [N, h', w'] cell scores in 0..1.
+DEFECT_MAP_SIGNATURE = "defect_map"
+DEFECT_MAP_KEY = "defect_map"
+
+
 class ExportError(RuntimeError):
     """The model could not be exported (bad target folder, conversion failure)."""
 
@@ -42,8 +47,12 @@ def next_version(base: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int]) -> Any:
-    """Wrap `scorer` (float 0..255 [N,h,w,1] -> [N] or [N,1]) in the uint8 serving signature."""
+def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], mapper: Any = None) -> Any:
+    """Wrap `scorer` (float 0..255 [N,h,w,1] -> [N] or [N,1]) in the uint8 serving signature.
+
+    With a `mapper` (pixels -> [N,h',w',1] defect map) the module also gets `locate`, saved as the
+    DEFECT_MAP_SIGNATURE: the cells that made the decision, also for image-level training.
+    """
     import tensorflow as tf
 
     height, width = input_size
@@ -60,7 +69,17 @@ def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[i
             scores = self.scorer(pixels, training=False)
             return {OUTPUT_KEY: tf.reshape(tf.cast(scores, tf.float32), [-1])}
 
-    return DefectScorer()
+    module = DefectScorer()
+    if mapper is not None:
+        module.mapper = mapper
+
+        @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.uint8, name=INPUT_KEY)])
+        def locate(frames: Any) -> dict[str, Any]:
+            pixels = to_working_size(tf.cast(frames, tf.float32), tuple(model_size))
+            return {DEFECT_MAP_KEY: tf.cast(mapper(pixels, training=False), tf.float32)[..., 0]}
+
+        module.locate = locate
+    return module
 
 
 def preflight(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], workdir: Path) -> float:
@@ -103,6 +122,7 @@ def export_version(
     fit_to_serve: bool = True,
     quality_gate: dict[str, Any] | None = None,
     log: Any = print,
+    mapper: Any = None,
 ) -> Path:
     """Write base/<version>/ (saved_model/, model.tflite, metadata.json) and return its path."""
     import tensorflow as tf
@@ -120,9 +140,11 @@ def export_version(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        module = serving_module(scorer, tuple(input_size), model_size)
-        concrete = module.serve.get_concrete_function()
-        tf.saved_model.save(module, str(staging / SAVED_MODEL_DIR), signatures={SIGNATURE_NAME: concrete})
+        module = serving_module(scorer, tuple(input_size), model_size, mapper)
+        signatures = {SIGNATURE_NAME: module.serve.get_concrete_function()}
+        if mapper is not None:
+            signatures[DEFECT_MAP_SIGNATURE] = module.locate.get_concrete_function()
+        tf.saved_model.save(module, str(staging / SAVED_MODEL_DIR), signatures=signatures)
         warnings: list[str] = []
         twin = False
         if litert:
@@ -143,7 +165,8 @@ def export_version(
             threshold=float(np.clip(threshold, 0.0, 1.0)),
             threshold_rule=threshold_rule,
             backbone=backbone,
-            architecture={**(architecture or {}), "model_height": model_size[0], "model_width": model_size[1]},
+            architecture={**(architecture or {}), "model_height": model_size[0], "model_width": model_size[1],
+                          "defect_map_signature": DEFECT_MAP_SIGNATURE if mapper is not None else None},
             training_data=training_data or {},
             metrics=metrics or {},
             created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -8,8 +8,9 @@ Rules (documented in docs/training.md, recorded in metadata.json `architecture`)
   fit, never enlarged, then padded by mirroring the surface (no stretching, no black bars that a
   model could learn as a cue).
 * **Working size** = the camera size scaled by one factor `s` (aspect kept):
-  `s = min(1, sqrt(max_pixels / (H*W)))`, then enlarged so the short side is at least
-  `MIN_SHORT_SIDE`. `max_pixels` comes from the recipe's time budget (training/plan.py).
+  `s = min(1, sqrt(max_pixels / (H*W)))`, enlarged so the short side is at least
+  `MIN_SHORT_SIDE`, each side then rounded to a multiple of `SIDE_MULTIPLE` (aspect changes by
+  under 4 pixels). `max_pixels` comes from the recipe's time budget (training/plan.py).
 * **Resize** (`to_working_size`): integer part of the shrink as average pooling, the rest (and
   any enlargement) bilinear. Both are LiteRT builtins (`tf.image.resize(method="area")` is not),
   and training prepares its images with this very function, so the model never sees frames
@@ -25,6 +26,9 @@ import cv2
 import numpy as np
 
 MIN_SHORT_SIDE = 64  # below this the stride-8 feature map has too few cells to pool over
+# Working sides are multiples of the backbone's stride, so that the defect map has exactly
+# side/stride cells (EfficientNet's strided layers round odd sides down) and masks line up with it.
+SIDE_MULTIPLE = 8
 
 
 def camera_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
@@ -40,9 +44,7 @@ def working_size(frame: tuple[int, int], max_pixels: int) -> tuple[int, int]:
     h, w = frame
     scale = min(1.0, float(np.sqrt(max_pixels / float(h * w))))
     scale = max(scale, MIN_SHORT_SIDE / float(min(h, w)))
-    if scale == 1.0:
-        return int(h), int(w)
-    return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+    return tuple(max(SIDE_MULTIPLE, SIDE_MULTIPLE * int(round(side * scale / SIDE_MULTIPLE))) for side in (h, w))  # type: ignore[return-value]
 
 
 def fit_to_frame(image: np.ndarray, frame: tuple[int, int]) -> np.ndarray:

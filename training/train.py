@@ -58,6 +58,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     wall_seconds: float = 0.0
     stopped_because: str = ""
+    mapper: Any = None  # pixels -> defect map [N, h/s, w/s, 1] in 0..1 (segdec only): where the decision came from
 
 
 def configure_threads(threads: int) -> None:
@@ -198,5 +199,6 @@ def train(
     train_model.set_weights(best_weights)
     wall = time.monotonic() - started
     log(f"training finished: {stopped}; best epoch {best_epoch}; wall time {wall:.0f}s")
-    return TrainResult(scorer, best_epoch, history, wall, stopped)
+    mapper = keras.Model(train_model.input, train_model.get_layer("seg_map").output, name="defect_map") if segdec else None
+    return TrainResult(scorer, best_epoch, history, wall, stopped, mapper)
 

@@ -96,6 +96,7 @@ def train_and_export(
         extra_files={"training_report.json": json.dumps(report, indent=2, default=float)},
         litert=recipe.litert,
         fit_to_serve=gate["passed"],
+        mapper=result.mapper,
         quality_gate=gate,
         log=log,
     )

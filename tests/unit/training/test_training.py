@@ -132,3 +132,32 @@ def test_tiny_training_run_beats_95_percent_on_held_out_synthetic(small_backbone
     print(held_out)
     assert time.monotonic() - started < 120
     assert held_out["accuracy"] > 0.95
+
+
+def test_image_level_labels_on_non_square_frames_learn_and_export(tmp_path, small_backbone, capsys):
+    """No masks, 48x80 JPEG frames: the whole-frame recipe learns, points at the defect, exports."""
+    from surface_images.make_set import write_set
+    from training.cli import main
+
+    write_set(tmp_path / "set", "blobs", (48, 80), defective=60, ok=60, seed=2)
+    status = main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "models"), "--backbone", small_backbone.handle,
+                   "--epochs", "8", "--max-minutes", "1.5", "--learning-rate", "3e-3", "--gate-min-auc", "0.8"])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert status == 0, captured.err
+    assert "whole frames" in out and "none (image-level labels)" in out and "preflight" in out
+    meta = json.loads(next((tmp_path / "models").glob("*/metadata.json")).read_text())
+    assert (meta["input_height"], meta["input_width"]) == (48, 80) and meta["litert_twin"] is True
+    assert meta["architecture"]["model_height"] == 64 and meta["architecture"]["model_width"] == 104  # short side 64, aspect kept
+    assert meta["metrics"]["holdout"]["roc_auc"] > 0.9, meta["metrics"]
+    assert meta["fit_to_serve"] == meta["quality_gate"]["passed"]
+    # localisation from image-level labels: the defect map peaks where a blob is drawn
+    from training.localise import load_defect_map, peak_in_frame
+
+    version = next((tmp_path / "models").glob("*/metadata.json")).parent
+    frame = cv2.imread(str(sorted((tmp_path / "set" / "ok").glob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
+    cv2.circle(frame, (60, 14), 4, int(frame.mean()) - 50, -1)
+    maps = load_defect_map(version)(frame[None])
+    assert maps.shape[0] == 1 and 0 <= maps.min() and maps.max() <= 1
+    row, col = peak_in_frame(version, maps[0])
+    assert abs(row - 14) <= 12 and abs(col - 60) <= 12, (row, col)
