@@ -61,6 +61,8 @@ def namespace(cluster, platform_objects, request):
     cluster.apply(platform_objects(name))
     cluster.kubectl("wait", "--for=jsonpath={.status.phase}=Bound", "pvc/line-inspection-models", "-n", name,
                     "--timeout=60s")
+    # published by the controller manager into every namespace; the chart's install-time checks look for it
+    cluster.kubectl("wait", "--for=create", "configmap/kube-root-ca.crt", "-n", name, "--timeout=60s")
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
     cluster.kubectl("delete", "pv", f"models-{name}", "--wait=false", check=False)

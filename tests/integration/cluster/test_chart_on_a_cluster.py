@@ -127,3 +127,15 @@ def test_a_gpu_pod_that_cannot_schedule_is_caught(cluster, namespace):
     (condition,) = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
     assert condition["reason"] == "Unschedulable" and "nvidia.com/gpu" in condition["message"]
     cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait")
+
+
+def test_a_missing_dashboards_namespace_fails_before_anything_is_created(cluster, namespace):
+    """The monitoring values on a cluster without that namespace: the install fails at render time, naming
+    the value, and leaves no object and no release behind."""
+    failed = cluster.helm("install", RELEASE, str(CHART), "-n", namespace, "-f", str(SCENARIOS["monitoring-on"]),
+                          "--set", "grafanaDashboards.namespace=grafana-missing", "--wait", "--timeout", "60s",
+                          check=False)
+    assert failed.returncode != 0
+    assert 'grafanaDashboards.namespace "grafana-missing" does not exist' in failed.stderr, failed.stderr
+    assert not objects(cluster, namespace)
+    assert not cluster.helm("list", "-n", namespace, "-a", "-q").stdout.strip()
