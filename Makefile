@@ -59,7 +59,7 @@ tools: ## helm (built with Go into tools/bin) and promtool/prometheus (apt) when
 test: setup kafka-jars tools ## set up, then run the default test suite (real broker, helm, promtool)
 	timeout -s INT -k 60 $(TEST_WALL_TIMEOUT) $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup kafka-jars tools ## the whole suite, slow tests included
+test-all: setup kafka-jars tools cluster-build ## the whole suite, slow tests included (the local cluster ones too)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 demo: setup kafka-jars ## set up, then run the local demo line (broker, model, worker, simulator, numbers)
