@@ -21,7 +21,7 @@ from line_harness.processes import cpu_seconds, rss_bytes
 from line_harness.readers import OutcomeReader, record_count
 from line_harness.simulator import run_sim, sim_run_args, start_sim
 from line_harness.worker_process import WorkerNotReady, WorkerProcess
-from producer_sim.faults import EXPECTED_REASON
+from producer_sim.faults import ALL_KINDS, EXPECTED_REASON, FRAME_LEVEL_KINDS, make_bad_record
 
 # The worker's own defaults, but no model-folder polling and a shutdown that drains what is in flight.
 CHAOS_WORKER_DEFAULTS = {"model_poll_interval_s": 0, "shutdown_grace_s": 20}
@@ -166,17 +166,44 @@ def rebalance(ctx: Ctx, fps: float = 25.0, phase_s: float = 5.0) -> dict:
             "sim_lost": summary.get("lost"), **out, "passed": out["passed"] and a_code == 0}
 
 
-def _backlog_run(ctx: Ctx, frames: int, corrupt_rate: float, name: str, frame_size: str = "") -> dict:
+def _send_huge_keys(ctx: Ctx, topic: str, count: int) -> None:
+    """`count` huge_key records (a 600 KB key: the one hostile kind the simulator's mix cannot send)."""
+    import numpy as np
+    from kafka import KafkaProducer
+
+    from line_harness.frames import frame_headers, frame_image, png_bytes
+    rng = np.random.default_rng(ctx.seed)
+    producer = KafkaProducer(**ctx.client_kwargs, acks="all", max_request_size=4 << 20)
+    try:
+        for i in range(count):
+            headers = frame_headers(i, ctx.cameras)
+            key, value, kafka_headers = make_bad_record("huge_key", rng, headers, png_bytes(frame_image(i)))
+            producer.send(topic, key=key, value=value, headers=kafka_headers)
+        producer.flush(60)
+    finally:
+        producer.close(5)
+
+
+def _backlog_run(ctx: Ctx, frames: int, corrupt_rate: float, name: str, frame_size: str = "",
+                 huge_keys: int = 0) -> dict:
     topics, group = run_topics(ctx.client_kwargs, 6, name), f"chaos-{uuid.uuid4().hex[:8]}"
+    # Every kind a frame can carry (the classic ones and the hostile ones of issue 11), not just the
+    # simulator's default mix; huge_key records are sent alongside.
+    kinds = ("--corrupt-kinds", ",".join(FRAME_LEVEL_KINDS)) if corrupt_rate else ()
     sim = run_sim(ctx.kafka_env, sim_run_args(topics["frames"], frames=frames, cameras=ctx.cameras,
                                               frame_size=frame_size or ctx.frame_size, seed=ctx.seed, pool_size=100,
-                                              corrupt_rate=corrupt_rate))
+                                              corrupt_rate=corrupt_rate, extra=kinds))
+    if huge_keys:
+        _send_huge_keys(ctx, topics["frames"], huge_keys)
+        sim.setdefault("corrupt_by_kind", {})["huge_key"] = huge_keys
+    total = frames + huge_keys
     reader = OutcomeReader(ctx.client_kwargs, topics)
     try:
         w = _worker(ctx, topics, group, f"{name}-worker")
         cpu0 = cpu_seconds(w.pid)
-        done = reader.wait_for(frames, timeout_s=600, progress_timeout_s=60)
-        cpu = cpu_seconds(w.pid) - cpu0
+        done = reader.wait_for(total, timeout_s=600, progress_timeout_s=60, alive=w.running)
+        cpu = cpu_seconds(w.pid) - cpu0 if w.running() else 0.0
+        exited = not w.running()  # on its own: any exit before stop() is a failure
     finally:
         reader.close()
     stamps = sorted([r["published_ns"] for r in reader.results] + [d["dead_ns"] for d in reader.dead])
@@ -184,31 +211,39 @@ def _backlog_run(ctx: Ctx, frames: int, corrupt_rate: float, name: str, frame_si
     out = _finish(ctx, topics, w, group, timeout_s=30)
     # Frames per CPU-second of the worker: on a shared machine the wall-clock rate of a few-second
     # run swings with the neighbours' load; the CPU the worker spends per frame does not.
-    return {"frames": frames, "frames_per_s": rate, "frames_per_cpu_s": frames / cpu if cpu > 0 else 0.0,
+    good = out["accounting"]["judged"]
+    return {"frames": total, "frames_per_s": rate, "frames_per_cpu_s": total / cpu if cpu > 0 else 0.0,
+            "good_frames_per_cpu_s": good / cpu if cpu > 0 else 0.0,
             "worker_cpu_s": cpu, "drained_in_time": done,
-            "bad_sent_by_kind": sim.get("corrupt_by_kind", {}), **out}
+            "bad_sent_by_kind": sim.get("corrupt_by_kind", {}), "worker_exited": exited, **out,
+            "passed": out["passed"] and not exited and out["last_exit_code"] == 0}
 
 
-def corrupt(ctx: Ctx, frames: int = 3000, rate: float = 0.05, frame_size: str = "128x128") -> dict:
-    """A full-speed backlog with `rate` bad frames vs the same without: throughput (frames per worker
-    CPU-second) >= 80% of clean, and every bad frame dead-lettered with the reason its kind calls for."""
+def corrupt(ctx: Ctx, frames: int = 3000, rate: float = 0.05, frame_size: str = "128x128", huge_keys: int = 3) -> dict:
+    """A full-speed backlog with `rate` bad frames of every kind in producer_sim.faults (huge_key: `huge_keys`
+    records) vs the same without: throughput (frames per worker CPU-second) >= 80% of clean, the worker never
+    exits, and every bad frame dead-lettered with the reason its kind calls for."""
     # 128x128 frames (resized to the tiny model's 64x64 by the worker): with 64x64 frames (4 KB) the
     # bad kinds of ~0.4-1 MB (huge PNG, over the byte limit) would be most of the bytes moved.
     clean = _backlog_run(ctx, frames, 0.0, "clean", frame_size)
-    bad = _backlog_run(ctx, frames, rate, "corrupt", frame_size)
+    bad = _backlog_run(ctx, frames, rate, "corrupt", frame_size, huge_keys=huge_keys)
     expected: dict[str, int] = {}
     for kind, n in bad["bad_sent_by_kind"].items():
         reason = EXPECTED_REASON[kind].value
         expected[reason] = expected.get(reason, 0) + n
     got = bad["accounting"]["dead_by_reason"]
+    missing = sorted(set(ALL_KINDS) - {k for k, n in bad["bad_sent_by_kind"].items() if n})  # the seeded draw missed
     wall = bad["frames_per_s"] / clean["frames_per_s"] if clean["frames_per_s"] else 0.0
-    ratio = bad["frames_per_cpu_s"] / clean["frames_per_cpu_s"] if clean["frames_per_cpu_s"] else 0.0
+    # Good frames judged per worker CPU-second with the bad ones mixed in, against all frames of the clean run.
+    ratio = bad["good_frames_per_cpu_s"] / clean["frames_per_cpu_s"] if clean["frames_per_cpu_s"] else 0.0
     return {"scenario": f"{rate:.0%} corrupt frames at full speed", "clean": clean, "corrupt": bad,
             "check": f"clean: {clean['check']} | corrupt: {bad['check']}",
             "throughput_ratio": ratio, "wall_clock_ratio": wall,
             "expected_dead_by_reason": expected, "dead_by_reason": got,
-            "passed": (clean["passed"] and bad["passed"] and got == expected and ratio >= 0.8
-                       and clean["accounting"]["dead_lettered"] == 0)}
+            "kinds_sent": sorted(bad["bad_sent_by_kind"]), "kinds_missing": missing,
+            "passed": (clean["passed"] and bad["passed"] and got == expected and ratio >= 0.8 and not missing
+                       and clean["accounting"]["dead_lettered"] == 0
+                       and not clean["worker_exited"] and not bad["worker_exited"])}
 
 
 def soak(ctx: Ctx, minutes: float = 20.0, load: float = 0.7, capacity_frames: int = 3000,
