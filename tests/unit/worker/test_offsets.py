@@ -3,7 +3,7 @@ are ignored; a revoke reports where dropped work starts."""
 
 from __future__ import annotations
 
-from tests.unit.worker.fakes import TP
+from tests.unit.worker.fakes import TP, TP1
 from worker.offsets import OffsetTracker
 
 
@@ -31,3 +31,28 @@ def test_offset_tracker_ignores_acks_from_a_revoked_generation():
     assert not tracker.is_current(TP, old)
     tracker.acknowledge(TP, 5, old)
     assert tracker.to_commit() == {} and tracker.in_flight() == 0
+
+
+def test_offset_tracker_keeps_frames_adopted_before_the_assignment_callback():
+    """Found by the chaos rebalance scenario: kafka-python 3 calls on_partitions_assigned on its IO thread
+    after the assignment is live, so the consumer thread may register frames first. assign() must not
+    wipe them, or later offsets get committed past frames that are then skipped (lost)."""
+    tracker = OffsetTracker()
+    early = tracker.register(TP, 7)  # polled before the callback ran: adopted
+    tracker.assign([TP])
+    later = tracker.register(TP, 8)
+    assert tracker.is_current(TP, early) and early == later
+    tracker.acknowledge(TP, 8, later)
+    assert tracker.to_commit() == {}  # 7 is not done: nothing may be committed past it
+    tracker.acknowledge(TP, 7, early)
+    assert tracker.to_commit() == {TP: 9}
+
+
+def test_offset_tracker_revoke_reports_where_dropped_work_starts():
+    """A worker handed a revoked partition straight back rewinds to the lowest dropped offset."""
+    tracker = OffsetTracker()
+    tracker.assign([TP, TP1])
+    gens = {off: tracker.register(TP, off) for off in (20, 21, 22)}
+    tracker.acknowledge(TP, 20, gens[20])
+    tracker.acknowledge(TP, 22, gens[22])
+    assert tracker.revoke([TP, TP1]) == {TP: 21}  # 21 was in flight; TP1 had nothing
