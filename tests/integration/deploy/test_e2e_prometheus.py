@@ -41,6 +41,8 @@ ALERT_SIGNALS = {
                                "line_camera:inspection_frames_consumed:rate5m"],
     "InspectionModelVersionMismatch": ["inspection_model_versions:count"],
     "InspectionWorkerBackpressure": ["avg_over_time(inspection_paused[10m])"],
+    "InspectionJudgingHalted": ["inspection_judging_halted_partitions"],
+    "InspectionPublishFailing": ["inspection_publish_failing"],
 }
 ALERTS_THIS_STREAM_TRIGGERS = {"InspectionDeadLettersArriving"}  # corrupt frames are sent on purpose
 LABEL_VALUES = re.compile(r"^label_values\((?P<match>.+),\s*(?P<label>\w+)\)$")
