@@ -23,7 +23,7 @@ from line_contracts.model import (
     ModelMetadata,
 )
 
-BACKENDS = ("auto", "tensorflow", "litert")
+BACKENDS = ("auto", "tensorflow", "litert", "null")
 
 
 class ModelLoadError(RuntimeError):
@@ -111,7 +111,11 @@ def check_fit_to_serve(metadata: ModelMetadata, allow_unfit: bool) -> None:
 
 
 def load_model(version_dir: Path, backend: str = "auto", jit_compile: bool = False, num_threads: Optional[int] = None) -> LoadedModel:
-    """Open a version folder with the chosen backend ("auto": TF on GPU, else LiteRT if present, else TF)."""
+    """Open a version folder with the chosen backend ("auto": TF on GPU, else LiteRT if present, else TF).
+
+    "null" runs no model at all (score 0 for every frame, only metadata.json is read): the benchmark uses it
+    to measure what the pipeline around the model costs; never chosen by "auto".
+    """
     version_dir = Path(version_dir)
     if backend not in BACKENDS:
         raise ValueError(f"model backend must be one of {BACKENDS}, got {backend!r}")
@@ -119,11 +123,18 @@ def load_model(version_dir: Path, backend: str = "auto", jit_compile: bool = Fal
     if backend == "auto":
         has_tflite = (version_dir / TFLITE_FILE).is_file()
         backend = "tensorflow" if gpu_visible() or not has_tflite else "litert"
-    if backend == "litert":
+    if backend == "null":
+        run = _null_runner
+    elif backend == "litert":
         run = _litert_runner(version_dir / TFLITE_FILE, metadata, num_threads)
     else:
         run = _tensorflow_runner(version_dir / SAVED_MODEL_DIR, jit_compile)
     return LoadedModel(metadata, backend, version_dir, run)
+
+
+def _null_runner(frames: np.ndarray) -> np.ndarray:
+    """Score 0 for every frame without reading the pixels: the model costs nothing."""
+    return np.zeros((frames.shape[0],), np.float32)
 
 
 def _tensorflow_runner(saved_model_dir: Path, jit_compile: bool) -> Callable[[np.ndarray], np.ndarray]:

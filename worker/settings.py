@@ -28,9 +28,10 @@ class WorkerSettings(KafkaClientSettings):
                                          "Must be unique and stable per pod in exactly_once mode.")
     model_path: Path = Field(Path("models"), description="Model base folder (one sub-folder per integer version; "
                              "the highest complete one is served) or a single version folder.")
-    model_backend: Literal["auto", "tensorflow", "litert"] = Field(
+    model_backend: Literal["auto", "tensorflow", "litert", "null"] = Field(
         "auto", description="Runtime: tensorflow (SavedModel), litert (model.tflite, CPU) or auto "
-                            "(tensorflow on a GPU, else litert when model.tflite exists).")
+                            "(tensorflow on a GPU, else litert when model.tflite exists); null scores 0 without "
+                            "running a model (benchmarks of the pipeline only).")
     model_poll_interval_s: float = Field(30.0, ge=0, description="Seconds between scans of model_path for a higher "
                                          "version to hot-reload; 0 turns hot reload off.")
     threshold_override: Optional[float] = Field(None, ge=0.0, le=1.0, description="Decision threshold to use "
