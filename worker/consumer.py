@@ -259,10 +259,11 @@ class ConsumerLoop:
             if self.watchdog.check(None):
                 self._replace_consumer()
             return
-        if self._publisher.describe():
-            self.watchdog.progress()  # frames wait for the output (alarmed by itself), not for the consumer
-        halted = self._halts.halted()  # paused on purpose (fail closed): not a stall
-        if self.watchdog.check({tp: v for tp, v in lags.items() if tp not in halted}):
+        # Frames that wait while the output is blocked (alarmed by itself) or on a halted partition (paused
+        # on purpose) are no consumer stall; the watchdog still checks the group membership.
+        halted = self._halts.halted()
+        watched = {} if self._publisher.describe() else {tp: v for tp, v in lags.items() if tp not in halted}
+        if self.watchdog.check(watched):
             self._replace_consumer()
             return
         for gone in self._lag_labels - labels:
@@ -278,7 +279,7 @@ class ConsumerLoop:
         revoked = set(revoked)
         offsets: dict = {}
         with self._batch_lock:
-            if not self._eos:
+            if not self._eos and not self._publisher.describe():  # a failing output would only eat the time
                 try:
                     self._publisher.flush(self._s.revoke_flush_s)
                     offsets = self._tracker.to_commit(revoked)

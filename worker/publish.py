@@ -99,6 +99,8 @@ class AtLeastOncePublisher:
                  new_producer: Optional[Callable[[], KafkaProducer]] = None):
         self._producer = producer
         self._new_producer = new_producer
+        self._next_renewal = 0.0
+        self._renewals = 0
         self._tracker = tracker
         self._metrics = metrics
         self._backoff_s = retry_backoff_s
@@ -132,8 +134,10 @@ class AtLeastOncePublisher:
             broken = manager is not None and manager.has_fatal_error()
         except Exception:  # noqa: BLE001 - private API, best effort
             broken = False
-        if not broken or self._new_producer is None:
+        if not broken or self._new_producer is None or self._clock() < self._next_renewal:
             return
+        self._renewals += 1  # a cause that persists breaks each new producer too: back off as for records
+        self._next_renewal = self._clock() + min(_MAX_BACKOFF_S, self._backoff_s * 2 ** min(self._renewals, 8))
         log.error("the producer is in a fatal state; replacing it (undelivered records are sent again)")
         old, self._producer = self._producer, self._new_producer()
         try:
@@ -163,6 +167,7 @@ class AtLeastOncePublisher:
     def _delivered(self, rec: OutRecord, _metadata) -> None:
         with self._lock:
             if self._failing.pop(rec.topic, None) is not None:
+                self._renewals = 0
                 log.warning("publishing to %s works again", rec.topic)
                 self._metrics.publish_failing.set(len(self._failing))
         self._tracker.acknowledge(rec.source, rec.offset, rec.generation)
