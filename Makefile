@@ -22,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup kafka-jars kafka-start kafka-stop kafka-status kafka-topics kafka-logs tools \
         test test-all demo bench chaos schemas clean distclean \
-        demo-model train-dagm evaluate perf-worker bench-pacing dashboards lock cluster-build test-cluster
+        demo-model train-dagm train-images evaluate perf-worker bench-pacing dashboards lock cluster-build test-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ demo-model: setup ## train the quick demo model on synthetic frames into models/
 
 train-dagm: setup ## train the DAGM model (DAGM=<class folder>) into models/dagm (docs/training.md)
 	$(PY) -m training train --data $(DAGM) --out models/dagm
+
+train-images: setup ## train on DATA=<folder with defect/ ok/ [masks/]> into OUT (default models/line); PLAN=1: plan only
+	$(PY) -m training train --data $(DATA) --out $(or $(OUT),models/line) $(if $(PLAN),--plan,)
 
 evaluate: setup ## evaluation report: MODEL=<dir> DATA=<DAGM class folder> SPLIT=Test REPORT=<out dir>
 	$(PY) -m training evaluate --model $(MODEL) --data $(DATA) --split $(SPLIT) --report $(REPORT)
