@@ -8,6 +8,9 @@
 4 latency   the simulator at 70% of the worker's capacity for 60 s; capture-to-publish p50/p95/p99
 5 sweep     max_batch_size x max_batch_wait_ms: backlog throughput and latency at the same load
 
+--pipeline-ceiling runs instead the null-model worker against decode-only work on PNG, JPEG and raw
+512x512 frames (line_harness/bench/pipeline_ceiling.py) and writes run/bench/pipeline-ceiling.json.
+
 Uses KAFKA_BOOTSTRAP_SERVERS when set, else starts its own local broker (stopped at the end).
 Writes run/bench/results.json (and worker logs, py-spy profile) and prints a table.
 """
@@ -23,6 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
+from line_harness.bench import pipeline_ceiling
 from line_harness.bench.report import format_table, ratios
 from line_harness.kafka.session import broker_session
 from line_harness.kafka.topics import run_topics
@@ -52,6 +56,9 @@ def _args(argv):
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--skip-ceiling", action="store_true")
     p.add_argument("--no-profile", action="store_true", help="do not run py-spy during the worker stage")
+    p.add_argument("--pipeline-ceiling", action="store_true", help="only the pipeline's own ceiling: a null-model "
+                   "worker against decode-only work, per encoding (line_harness/bench/pipeline_ceiling.py)")
+    pipeline_ceiling.add_args(p)
     p.add_argument("--quick", action="store_true", help="~5 minutes: 240 frames, 2 s ceilings, 20 s latency, "
                    "a 2-point sweep (batch 4 and 32) with short runs")
     args = p.parse_args(argv)
@@ -80,6 +87,9 @@ def main(argv=None) -> int:
     args = _args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # for the children and the ceiling's TensorFlow
     exit_on_signals()
+    if args.pipeline_ceiling:
+        pipeline_ceiling.run(args, args.out)
+        return 0
     from line_harness.bench import stages
     from line_harness.bench.ceiling import ceiling
     from line_runtime.model import latest_version

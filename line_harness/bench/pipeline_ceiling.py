@@ -1,0 +1,175 @@
+"""The pipeline's own ceiling: one worker with a model that costs nothing, against decoding alone.
+
+    .venv/bin/python -m line_harness.bench.pipeline_ceiling [--frames 1500] [--encodings png,jpeg,raw]
+    (also: python -m line_harness.bench.run --pipeline-ceiling ...)
+
+Per encoding, in one run on the same cores: the simulator pre-loads N realistic 512x512 frames in a
+6-partition topic; `decode-only` reads those same records into memory and decodes them with the
+worker's own decode_frame on as many threads as the worker's decode pool; `worker` is one real
+`python -m worker` with WORKER_MODEL_BACKEND=null (score 0, no model run) moving the same frames
+from Kafka through decode to published results. worker / decode-only is the share of the decode
+work the Python process around the model can deliver: what one process can feed a GPU with.
+Writes <out>/pipeline-ceiling.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from line_harness.paths import REPO
+
+ENCODINGS = ("png", "jpeg", "raw")
+
+
+def write_null_model(base: Path, size: tuple[int, int] = (512, 512)) -> Path:
+    """A model base folder holding only metadata.json: what the null backend needs."""
+    from line_contracts.model import METADATA_FILE
+    version = base / "1"
+    version.mkdir(parents=True, exist_ok=True)
+    (version / METADATA_FILE).write_text(json.dumps({
+        "name": "null", "version": "1", "input_height": size[0], "input_width": size[1], "threshold": 0.5,
+        "threshold_rule": "none: the null backend scores 0 (pipeline benchmark only)", "litert_twin": False}))
+    return base
+
+
+def read_records(client_kwargs: dict, topic: str, want: int, timeout_s: float = 120.0) -> list[tuple]:
+    """(value, headers, key) of the first `want` records of a topic, in memory."""
+    from kafka import KafkaConsumer
+    consumer = KafkaConsumer(topic, **client_kwargs, group_id=None, enable_auto_commit=False,
+                             auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+    out: list[tuple] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < want and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                out.extend((r.value, r.headers, r.key) for r in batch)
+    finally:
+        consumer.close()
+    if len(out) < want:
+        raise RuntimeError(f"only {len(out)} of {want} records of {topic} read in {timeout_s:.0f} s")
+    return out[:want]
+
+
+def decode_only(records: list[tuple], threads: int, size: tuple[int, int] = (512, 512)) -> dict:
+    """Decode every record with the worker's decode_frame on `threads` threads: frames/s and CPU use."""
+    from worker.decode import DecodedFrame, DecodeLimits, decode_frame
+    from worker.settings import WorkerSettings
+    defaults = {k: f.default for k, f in WorkerSettings.model_fields.items()}
+    limits = DecodeLimits(defaults["max_frame_bytes"], defaults["max_frame_pixels"], size[0], size[1], True,
+                          defaults["max_jpeg_scans"])
+
+    def one(record):
+        return decode_frame(record[0], record[1], limits, record[2])
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, records[: 2 * threads]))  # warm OpenCV's thread-local state
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        decoded = list(pool.map(one, records))
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    bad = sum(not isinstance(d, DecodedFrame) for d in decoded)
+    if bad:
+        raise RuntimeError(f"{bad} of {len(records)} frames did not decode: {decoded[0]}")
+    return {"frames": len(records), "threads": threads, "frames_per_s": len(records) / wall,
+            "cpu_cores": cpu / wall, "frames_per_cpu_s": len(records) / cpu if cpu else None}
+
+
+def measure_encoding(env, encoding: str, frames: int, decode_threads: int, null_model: Path, **settings) -> dict:
+    """Pre-load one encoding, then decode-only and the null-model worker on the same records."""
+    from line_harness.bench import stages
+    from line_harness.kafka.topics import run_topics
+    from line_harness.simulator import run_sim, sim_run_args
+    topics = run_topics(env.client_kwargs, 6, f"pipe-{encoding}")
+    sim = run_sim(env.kafka_env, sim_run_args(topics["frames"], frames=frames, cameras=env.cameras, seed=3,
+                                              extra=("--encoding", encoding)))
+    records = read_records(env.client_kwargs, topics["frames"], frames)
+    mean_bytes = sum(len(r[0]) for r in records) / len(records)
+    decode = decode_only(records, decode_threads)
+    del records
+    worker_env = stages.Env(env.kafka_env, env.client_kwargs, null_model, env.out_dir, env.cameras)
+    worker = stages.run_worker_backlog(worker_env, topics, frames, f"pipeline-{encoding}", model_backend="null",
+                                       decode_threads=decode_threads, **settings)
+    worker_per_cpu = worker["frames_per_s"] / worker["cpu_cores"] if worker.get("cpu_cores") else None
+    return {"encoding": encoding, "frames": frames, "mean_frame_bytes": mean_bytes, "sim_acked": sim.get("acked"),
+            "decode_only": decode, "worker": worker, "worker_frames_per_cpu_s": worker_per_cpu,
+            "worker_over_decode": worker["frames_per_s"] / decode["frames_per_s"],
+            "worker_over_decode_per_cpu": (worker_per_cpu / decode["frames_per_cpu_s"]
+                                           if worker_per_cpu and decode["frames_per_cpu_s"] else None)}
+
+
+def format_rows(rows: list[dict]) -> str:
+    """The table printed at the end of a run."""
+    lines = ["pipeline ceiling (null model; worker vs decode-only on the same cores, same run)",
+             "  encoding  KB/frame  decode-only f/s (f/CPU-s)  worker f/s (f/CPU-s, cores)  worker/decode  per CPU-s"]
+    for r in rows:
+        d, w = r["decode_only"], r["worker"]
+        per_cpu = r["worker_over_decode_per_cpu"]
+        lines.append(f"  {r['encoding']:8s}  {r['mean_frame_bytes'] / 1024:8.0f}  {d['frames_per_s']:8.1f} "
+                     f"({d['frames_per_cpu_s'] or 0:6.1f})          {w['frames_per_s']:8.1f} "
+                     f"({r['worker_frames_per_cpu_s'] or 0:6.1f}, {w['cpu_cores'] or 0:.2f})       "
+                     f"{r['worker_over_decode']:6.2f}     {'-' if per_cpu is None else format(per_cpu, '.2f')}")
+    return "\n".join(lines)
+
+
+def pipeline_ceiling(env, frames: int, encodings, decode_threads: int, **settings) -> list[dict]:
+    """One row per encoding (see the module docstring)."""
+    null_model = write_null_model(env.out_dir / "null-model")
+    rows = []
+    for encoding in encodings:
+        print(f"pipeline ceiling {encoding}: pre-loading {frames} 512x512 frames, decode-only on {decode_threads} "
+              f"threads, then the null-model worker", flush=True)
+        row = measure_encoding(env, encoding, frames, decode_threads, null_model, **settings)
+        print(f"  decode-only {row['decode_only']['frames_per_s']:.1f} frames/s, worker "
+              f"{row['worker']['frames_per_s']:.1f} frames/s: ratio {row['worker_over_decode']:.2f}", flush=True)
+        rows.append(row)
+    return rows
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """The options of this mode (shared with `bench.run --pipeline-ceiling`)."""
+    p.add_argument("--pipeline-frames", type=int, default=1500, help="frames per encoding")
+    p.add_argument("--encodings", default=",".join(ENCODINGS), help="comma-separated: png,jpeg,raw")
+    p.add_argument("--decode-threads", type=int, default=None, help="WORKER_DECODE_THREADS and the decode-only "
+                   "threads (default: the worker's default)")
+
+
+def run(args, out: Path) -> dict:
+    """Start (or use) a broker, measure every encoding, write pipeline-ceiling.json, print the table."""
+    from line_harness.bench.stages import Env
+    from line_harness.kafka.session import broker_session
+    from worker.settings import WorkerSettings
+    threads = args.decode_threads or WorkerSettings.model_fields["decode_threads"].default
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"command": " ".join(sys.argv), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+    settings = {} if getattr(args, "max_batch_size", None) is None else {"max_batch_size": args.max_batch_size}
+    with broker_session(out / f"kafka-pipe-{os.getpid()}") as broker:
+        env = Env(broker.kafka_env, broker.client_kwargs, out / "null-model", out)
+        result["rows"] = pipeline_ceiling(env, args.pipeline_frames, args.encodings.split(","), threads, **settings)
+    result["load_average_at_end"] = os.getloadavg()
+    (out / "pipeline-ceiling.json").write_text(json.dumps(result, indent=2, default=str))
+    print(format_rows(result["rows"]))
+    print(f"load average at start {result['load_average_at_start'][0]:.1f}, at end "
+          f"{result['load_average_at_end'][0]:.1f}; written: {out / 'pipeline-ceiling.json'}")
+    return result
+
+
+def main(argv=None) -> int:
+    """CLI (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=REPO / "run" / "bench")
+    p.add_argument("--max-batch-size", type=int, default=None)
+    add_args(p)
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    run(args, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
