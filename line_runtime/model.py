@@ -110,6 +110,14 @@ def check_fit_to_serve(metadata: ModelMetadata, allow_unfit: bool) -> None:
     )
 
 
+def resolve_backend(version_dir: Path, backend: str = "auto") -> str:
+    """The backend `load_model` will use: "auto" is tensorflow on a GPU or without model.tflite, else litert."""
+    if backend != "auto":
+        return backend
+    has_tflite = (Path(version_dir) / TFLITE_FILE).is_file()
+    return "tensorflow" if gpu_visible() or not has_tflite else "litert"
+
+
 def load_model(version_dir: Path, backend: str = "auto", jit_compile: bool = False, num_threads: Optional[int] = None) -> LoadedModel:
     """Open a version folder with the chosen backend ("auto": TF on GPU, else LiteRT if present, else TF).
 
@@ -120,9 +128,7 @@ def load_model(version_dir: Path, backend: str = "auto", jit_compile: bool = Fal
     if backend not in BACKENDS:
         raise ValueError(f"model backend must be one of {BACKENDS}, got {backend!r}")
     metadata = read_metadata(version_dir)
-    if backend == "auto":
-        has_tflite = (version_dir / TFLITE_FILE).is_file()
-        backend = "tensorflow" if gpu_visible() or not has_tflite else "litert"
+    backend = resolve_backend(version_dir, backend)
     if backend == "null":
         run = _null_runner
     elif backend == "litert":
