@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from line_runtime.model import LoadedModel, gpu_visible, latest_version, load_model
+from line_runtime.model import LoadedModel, gpu_visible, latest_version, load_model, resolve_backend
+from worker.device_defaults import apply_device_defaults, describe
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
 
@@ -56,6 +57,8 @@ class ModelManager:
         if version_dir is None:
             raise FileNotFoundError(f"WORKER_MODEL_PATH={self._settings.model_path} holds no model version "
                                     "(expected <path>/<integer>/metadata.json or a version folder)")
+        backend = resolve_backend(version_dir, self._settings.model_backend)  # batching fits the device
+        log.info("%s", describe(apply_device_defaults(self._settings, backend, gpu_visible())))
         self.current = self._load(version_dir)
         self._metrics.set_model(self.current.name, self.current.version, self.current.backend)
         return self.current
