@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/tools/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup kafka-jars kafka-start kafka-stop kafka-status kafka-topics kafka-logs tools \
-        test test-all demo bench chaos schemas clean distclean \
+        test test-all demo bench bench-gpu chaos schemas clean distclean \
         demo-model train-dagm train-images evaluate perf-worker bench-pacing dashboards lock cluster-build test-cluster
 
 help: ## list the targets
@@ -67,6 +67,9 @@ demo: setup kafka-jars ## set up, then run the local demo line (broker, model, w
 
 bench: setup kafka-jars ## performance benchmark (docs/performance.md)
 	bash deploy/bench.sh
+
+bench-gpu: ## GPU numbers in one command (<= 8 min measuring): model alone, worker end to end; DRY=1: on CPU, tiny
+	BENCH_GPU_DRY=$(if $(filter 1 yes true,$(DRY)),1,0) bash deploy/bench-gpu.sh
 
 chaos: setup kafka-jars ## fault suite (docs/reliability.md)
 	bash deploy/chaos.sh

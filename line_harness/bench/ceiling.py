@@ -16,6 +16,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -30,9 +31,9 @@ def frames_for(model, batch: int, seed: int = 0) -> np.ndarray:
     return np.stack([synth.sample(i).image for i in range(batch)])[..., None]
 
 
-def measure(model, batch: int, seconds: float, min_iterations: int = 3) -> dict:
-    """Frames/s and per-batch latency of model.predict at one batch size."""
-    frames = frames_for(model, batch)
+def measure(model, batch: int, seconds: float, min_iterations: int = 3, frames: Optional[np.ndarray] = None) -> dict:
+    """Frames/s and per-batch latency of model.predict at one batch size (on `frames` when given)."""
+    frames = frames_for(model, batch) if frames is None else frames
     model.predict(frames)  # warm this exact shape
     times = []
     cpu0 = time.process_time()
