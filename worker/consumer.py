@@ -25,7 +25,7 @@ from worker.decode_pool import DecodePool
 from worker.pipeline import Pipeline
 from worker.rebalance import RebalanceListener, Rewinds
 from worker.settings import WorkerSettings
-from worker.watchdog import ConsumerWatchdog
+from worker.watchdog import ConsumerWatchdog, release_parked
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,7 @@ class ConsumerLoop:
         resume = self._halts.take_resumes() & assigned
         if resume:
             self._consumer.resume(*resume)
+            release_parked(self._consumer)
             log.warning("retrying judging on %s", _names(resume))
 
     def _backpressure(self) -> None:
@@ -213,6 +214,7 @@ class ConsumerLoop:
             held = self._consumer.paused() - self._halts.halted()
             if held:
                 self._consumer.resume(*held)
+                release_parked(self._consumer)
             self._metrics.paused.set(0)
 
     def commit(self, force: bool, partitions=None) -> None:

@@ -119,11 +119,27 @@ class ConsumerWatchdog:
             held = consumer.paused() & set(lags)  # halted partitions (fail closed) are never in `lags`
             if held:  # back-pressure re-pauses if frames really are in flight
                 consumer.resume(*held)
+            release_parked(consumer)
             for tp, (position, _end) in lags.items():
                 if tp in consumer.assignment():
                     consumer.seek(tp, position)  # same offset: nothing skipped, position re-validated
         except (KafkaError, ValueError, AssertionError) as exc:
             log.warning("could not nudge the consumer: %r", exc)
+
+
+def release_parked(consumer: KafkaConsumer) -> None:
+    """Work around a kafka-python 3.0 fetcher stall after pause/resume (consumer thread only).
+
+    Records fetched for a partition that is then paused are parked; they are handed back only while
+    the fetcher's `_next_partition_records` is None, yet a drained (empty, falsy) one stays there, and
+    a partition with parked records is never fetched again: it stalls for good (seen after a halt
+    rewound and paused a partition, and a resume). Clearing the drained slot lets the parked records
+    be picked up (and dropped if a seek moved the position) and fetching go on.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    current = getattr(fetcher, "_next_partition_records", None)
+    if current is not None and not current and getattr(fetcher, "_paused_partition_records", None):
+        fetcher._next_partition_records = None
 
 
 def _names(partitions) -> str:
