@@ -2,11 +2,12 @@
 
     python -m line_harness.bench.run [--quick] [--frames N] [--skip-sweep] [--model DIR] ...
 
-1 ceiling   the exported model alone (LiteRT, TF SavedModel) at batch 1, 8, 32 on decoded frames
+1 ceiling   the exported model alone (LiteRT, TF SavedModel) at batch 1, 8, 32 and the worker's batch size
 2 worker    one worker started cold on N pre-loaded 512x512 PNG frames in a 6-partition topic
 3 naive     poll one, decode, predict alone, publish, commit (line_harness/bench/naive.py), same topic
 4 latency   the simulator at 70% of the worker's capacity for 60 s; capture-to-publish p50/p95/p99
 5 sweep     max_batch_size x max_batch_wait_ms: backlog throughput and latency at the same load
+6 pipeline  the null-model worker against decode-only on PNG (line_harness/bench/pipeline_ceiling.py)
 
 --pipeline-ceiling runs instead the null-model worker against decode-only work on PNG, JPEG and raw
 512x512 frames (line_harness/bench/pipeline_ceiling.py) and writes run/bench/pipeline-ceiling.json.
@@ -55,6 +56,8 @@ def _args(argv):
     p.add_argument("--max-batch-wait-ms", type=float, default=None, help="WORKER_MAX_BATCH_WAIT_MS likewise")
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--skip-ceiling", action="store_true")
+    p.add_argument("--skip-pipeline-ceiling", action="store_true", help="leave out the null-model pipeline "
+                   "ceiling on PNG at the end of a full run")
     p.add_argument("--no-profile", action="store_true", help="do not run py-spy during the worker stage")
     p.add_argument("--pipeline-ceiling", action="store_true", help="only the pipeline's own ceiling: a null-model "
                    "worker against decode-only work, per encoding (line_harness/bench/pipeline_ceiling.py)")
@@ -100,10 +103,15 @@ def main(argv=None) -> int:
                      "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "args": {
                          k: str(v) for k, v in vars(args).items()}}
     if not args.skip_ceiling:
-        results["ceiling"] = ceiling(version_dir, ["litert", "tensorflow"], [1, 8, 32], args.ceiling_seconds)
+        batches = sorted({1, 8, 32, _worker_batch(args, version_dir)})  # the worker's own batch size included
+        results["ceiling"] = ceiling(version_dir, ["litert", "tensorflow"], batches, args.ceiling_seconds)
     with broker_session(args.out / f"kafka-{os.getpid()}") as broker:
         env = stages.Env(broker.kafka_env, broker.client_kwargs, model, args.out)
         _pipeline(args, env, results, stages)
+        if not args.skip_pipeline_ceiling:
+            results["pipeline_ceiling"] = pipeline_ceiling.pipeline_ceiling(
+                env, min(args.pipeline_frames, 300) if args.quick else args.pipeline_frames, ["png"],
+                args.decode_threads or _worker_default("decode_threads"))
     results["ratios"] = ratios(results)
     results["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
@@ -153,6 +161,20 @@ def _pipeline(args, env, results: dict, stages) -> None:
             results["sweep"].append(point)
             print(f"  sweep size {size} wait {wait:g} ms: backlog {point['backlog_frames_per_s'] or 0:.1f} frames/s, "
                   f"p50/p99 {point['latency_ms'][50]}/{point['latency_ms'][99]} ms", flush=True)
+
+
+def _worker_default(field: str):
+    from worker.settings import WorkerSettings
+    return WorkerSettings.model_fields[field].default
+
+
+def _worker_batch(args, version_dir: Path) -> int:
+    """The max_batch_size the worker stage will run with: the user's, else what the worker picks for this device."""
+    if args.max_batch_size:
+        return args.max_batch_size
+    from line_runtime.model import gpu_visible, resolve_backend
+    from worker.device_defaults import device_defaults
+    return device_defaults(resolve_backend(version_dir), gpu_visible()).max_batch_size
 
 
 def _machine() -> dict:
