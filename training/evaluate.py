@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 
 from line_runtime.model import ModelLoadError, latest_version, load_model
 from surface_images.datasets import DatasetError, discover
 from training import metrics
+from training.frames import fit_to_frame
 
 REQUIRED_KEYS = ("roc_auc", "pr_auc", "accuracy", "recall", "precision", "false_positive_rate", "threshold", "n_images", "n_defective")
 
@@ -52,7 +52,7 @@ def evaluate(
             image = it.read()
             if image.shape != (height, width):
                 resized += 1
-                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+                image = fit_to_frame(image, (height, width))  # as training did: aspect kept, mirror-padded
             batch.append(image)
         scores.append(loaded.predict(np.stack(batch)[..., np.newaxis]))
     seconds = time.monotonic() - started

@@ -113,7 +113,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
         variant=pick("backbone_variant", "stride8"),
-        epochs=pick("epochs", 12 if crops else 10),
+        epochs=pick("epochs", 12 if crops else 30),
         schedule=pick("schedule", "step" if crops else "cosine"),
         learning_rate=pick("learning_rate", 1e-3 if crops else 2e-3),
         batch_size=pick("batch_size", 8),
