@@ -109,3 +109,25 @@ def find(docs: list[dict], kind: str, name_suffix: str = "") -> dict:
 if __name__ == "__main__":
     for doc in render(tuple(sys.argv[1:])):
         print(f"{doc['kind']:<24} {doc['metadata']['name']}")
+
+
+def render_scenarios() -> dict[str, list[dict]]:
+    """Every ci/ values file rendered (keyed by its name without -values.yaml), plus the minimal values."""
+    out = {p.name.removesuffix("-values.yaml"): render((p,)) for p in scenarios()}
+    out["defaults"] = render(set_values=MINIMAL_SETS)
+    return out
+
+
+def pod_spec(docs: list[dict], component: str = "worker") -> dict:
+    """The pod spec of a component's Deployment."""
+    return find(docs, "Deployment", f"-{component}")["spec"]["template"]["spec"]
+
+
+def container(docs: list[dict], component: str = "worker") -> dict:
+    """The first container of a component's pod."""
+    return pod_spec(docs, component)["containers"][0]
+
+
+def worker_config(docs: list[dict]) -> dict:
+    """The worker ConfigMap's data (its WORKER_* settings)."""
+    return find(docs, "ConfigMap", "-worker")["data"]

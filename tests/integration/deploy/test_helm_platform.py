@@ -10,29 +10,18 @@ import pytest
 import yaml
 
 from line_harness.paths import REPO
-from line_harness.tools.chart_render import CHART, MINIMAL_SETS, find, render, scenarios
+from line_harness.tools.chart_render import (
+    CHART,
+    MINIMAL_SETS,
+    container,
+    find,
+    pod_spec,
+    render,
+    scenarios,
+    worker_config,
+)
 
 CI = {p.name.removesuffix("-values.yaml"): p for p in scenarios()}
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict]]:
-    """Every CI scenario plus the minimal values, rendered once for this module."""
-    out = {name: render((path,)) for name, path in CI.items()}
-    out["defaults"] = render(set_values=MINIMAL_SETS)
-    return out
-
-
-def pod_spec(docs: list[dict], component: str = "worker") -> dict:
-    return find(docs, "Deployment", f"-{component}")["spec"]["template"]["spec"]
-
-
-def container(docs: list[dict], component: str = "worker") -> dict:
-    return pod_spec(docs, component)["containers"][0]
-
-
-def worker_config(docs: list[dict]) -> dict:
-    return find(docs, "ConfigMap", "-worker")["data"]
 
 
 def rule_spec(docs: list[dict]) -> dict:
