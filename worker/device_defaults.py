@@ -72,6 +72,7 @@ def apply_device_defaults(settings: Any, backend: str, gpu: bool) -> dict:
 def describe(applied: dict) -> str:
     """One log line: what was chosen for this device, and what the user's settings kept."""
     chosen = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in applied["chosen"].items())
-    kept = ", ".join(f"{k}={v}" for k, v in applied["kept"].items())
-    return (f"batching for this device: {chosen or 'nothing chosen'} ({applied['reason']})"
-            + (f"; set by the user: {kept}" if kept else "") + f"; warm-up batch sizes {applied['warmup_buckets']}")
+    kept = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in applied["kept"].items())
+    head = (f"batching for this device: {chosen} ({applied['reason']})" if chosen
+            else f"batching as set by the user (the device's default: {applied['reason']})")
+    return head + (f"; set by the user: {kept}" if kept else "") + f"; warm-up batch sizes {applied['warmup_buckets']}"

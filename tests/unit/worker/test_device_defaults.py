@@ -50,6 +50,10 @@ def test_the_users_settings_are_kept(monkeypatch):
     explicit = WorkerSettings(max_batch_wait_ms=5)
     apply_device_defaults(explicit, "tensorflow", gpu=True)
     assert explicit.max_batch_wait_ms == 5 and explicit.max_batch_size == 64
+    both = WorkerSettings(max_batch_size=16, max_batch_wait_ms=10)
+    line = describe(apply_device_defaults(both, "litert", gpu=False))
+    assert line.startswith("batching as set by the user") and "max_batch_size=16, max_batch_wait_ms=10;" in line
+    assert both.max_batch_size == 16
 
 
 def test_auto_resolves_to_litert_without_a_gpu_when_the_twin_exists(tmp_path, monkeypatch):
