@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from line_harness.tools.chart_render import CHART, MINIMAL_SETS, find, render, scenarios  # noqa: E402
+from line_harness.tools.chart_render import CHART, find, scenarios  # noqa: E402
 from line_runtime.settings import KafkaClientSettings, env_name, load_settings
 from producer_sim.settings import SimSettings
 from worker.settings import WorkerSettings
@@ -23,14 +23,14 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 # `model.path`, and instance_id stays the pod name (unique, stable per pod) by design.
 NOT_IN_SETTINGS = {"model_path", "instance_id"} | set(KafkaClientSettings.model_fields)
 # Deliberate differences from the code defaults, with the reason.
-CHART_DEFAULTS_DIFFER = {"log_format": "json"}  # log collectors in a cluster parse one JSON object per line
+CHART_DEFAULTS_DIFFER = {
+    "log_format": "json",  # log collectors in a cluster parse one JSON object per line
+    # null = not set: the worker chooses batching by backend and device (worker/device_defaults.py)
+    "max_batch_size": None,
+    "max_batch_wait_ms": None,
+}
 
 
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict]]:
-    out = {name: render((path,)) for name, path in CI.items()}
-    out["defaults"] = render(set_values=MINIMAL_SETS)
-    return out
 
 
 def rendered_env(docs: list[dict], component: str, prefix: str) -> dict[str, str]:
