@@ -31,7 +31,6 @@ from line_contracts.model import (
 )
 from training.frames import to_working_size
 
-
 # SavedModel-only signature: uint8 frames -> DEFECT_MAP_KEY float32 [N, h', w'] cell scores in 0..1.
 DEFECT_MAP_SIGNATURE = "defect_map"
 DEFECT_MAP_KEY = "defect_map"
