@@ -21,7 +21,8 @@ Phases, one worker (at-least-once), each `outage_s` long unless said otherwise:
 Checks: the worker never exits and exits 0 on SIGTERM at the end; the alert gauge is >= 1 during
 each denied phase and 0 at the end; the committed offsets do not move in the second half of the
 results-denied phase; no commit ahead of a result at any sample (the storm's check, see
-rebalance_storm); every frame produced has a result or a dead letter (0 lost).
+rebalance_storm); every frame produced has a result or a dead letter at the end (it resumed), and
+none without one was committed past (0 lost: an unpublished, uncommitted frame is a stall).
 """
 
 from __future__ import annotations
@@ -158,6 +159,8 @@ def publish_faults(ctx: Ctx, outage_s: float = 20.0, broker_away_s: float = 0.0,
     committed = committed_offsets(ctx.client_kwargs, topics["frames"], group)
     ends = end_offsets(ctx.client_kwargs, topics["frames"])
     produced = sum(ends.values())
+    # A frame with no outcome is a stall while the group has not committed past it, a loss once it has.
+    lost = [(part, off) for part, off in missing if off < committed.get(part, 0)]
     checks = {
         "worker_stayed_up": alive and all(p["alive"] for p in phases.values()),
         "worker_exit_code_0": code == 0,
@@ -165,13 +168,16 @@ def publish_faults(ctx: Ctx, outage_s: float = 20.0, broker_away_s: float = 0.0,
         "alert_cleared": gauge_end == 0,
         "stopped_committing": phases["results-denied"]["frozen_second_half"],
         "commits_ahead_of_results": len(ahead) == 0,
-        "lost": not missing,
+        "nothing_lost": not lost,
+        "resumed_every_frame_published": not missing,
         "all_committed": committed == ends,
     }
-    check = (f"produced {produced}, lost {len(missing)}, commits ahead of results {len(ahead)}, "
+    check = (f"produced {produced}, without outcome {len(missing)} (committed past: {len(lost)}), "
+             f"commits ahead of results {len(ahead)}, "
              f"{len(sampler.samples)} commit samples; " + ", ".join(f"{k} {'ok' if v else 'FAILED'}"
                                                                     for k, v in checks.items()))
     return {"scenario": "publish-path faults" + (f" (+ broker away {broker_away_s:g} s)" if broker_away_s else ""),
-            "phases": phases, "produced": produced, "lost": len(missing), "lost_examples": missing[:10],
+            "phases": phases, "produced": produced, "unpublished": len(missing), "unpublished_examples": missing[:10],
+            "lost": len(lost), "committed": committed, "end_offsets": ends,
             "commits_ahead_of_results": len(ahead), "ahead_examples": ahead[:10], "checks": checks,
             "worker_exit_code": code, "check": check, "passed": all(checks.values())}

@@ -127,13 +127,14 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model = build_model(args.out)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    commit = _git_commit()  # at the start: the tree may move on during a long run
     with broker_session(args.out / f"kafka-{os.getpid()}") as broker:
         ctx = scenarios.Ctx(broker.local, broker.kafka_env, broker.client_kwargs, model, args.out)
         results = run_scenarios(ctx, names, args.kills, args.corrupt_frames, args.soak_minutes,
                                 log=lambda s: print(s, flush=True), storm_minutes=args.storm_minutes,
                                 storm_eos_minutes=args.storm_eos_minutes, outage_s=args.outage_s,
                                 broker_away_s=args.broker_away_s)
-    doc = {"command": " ".join(sys.argv), "git_commit": _git_commit(), "started_utc": started,
+    doc = {"command": " ".join(sys.argv), "git_commit": commit, "started_utc": started,
            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average": os.getloadavg(),
            "scenarios": results}
     (args.out / "results.json").write_text(json.dumps(doc, indent=2, default=str))

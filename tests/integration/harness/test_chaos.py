@@ -83,7 +83,7 @@ def test_publish_path_faults_stop_commits_alert_and_lose_nothing(ctx):
     the worker stays up, stops committing, raises inspection_publish_failing, and resumes with nothing lost.
     (The broker away longer than the 120 s delivery timeout is in the full suite only.)"""
     result = publish_faults.publish_faults(ctx, outage_s=10.0)
-    assert result["produced"] > 0 and result["lost"] == 0, result["lost_examples"]
+    assert result["produced"] > 0 and result["lost"] == 0 and result["unpublished"] == 0, result["unpublished_examples"]
     assert result["commits_ahead_of_results"] == 0, result["ahead_examples"]
     assert result["phases"]["results-denied"]["gauge_max"] >= 1 and result["phases"]["dlq-denied"]["gauge_max"] >= 1
     assert result["checks"]["stopped_committing"], result["phases"]["results-denied"]
