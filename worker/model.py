@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from line_runtime.model import LoadedModel, gpu_visible, latest_version, load_model, resolve_backend
+from line_runtime.model import LoadedModel, check_fit_to_serve, gpu_visible, latest_version, load_model, resolve_backend
 from worker.device_defaults import apply_device_defaults, describe
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
@@ -66,6 +66,8 @@ class ModelManager:
     def _load(self, version_dir: Path) -> ServingModel:
         s = self._settings
         model = load_model(version_dir, backend=s.model_backend, jit_compile=self._jit)
+        # Before warm-up: an unfit model is refused at start (exit, naming the gate) and on hot reload (old kept).
+        check_fit_to_serve(model.metadata, s.allow_unfit_model)
         model.warmup(s.batch_buckets())
         md = model.metadata
         threshold = s.threshold_override if s.threshold_override is not None else md.threshold

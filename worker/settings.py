@@ -36,6 +36,9 @@ class WorkerSettings(KafkaClientSettings):
                                          "version to hot-reload; 0 turns hot reload off.")
     threshold_override: Optional[float] = Field(None, ge=0.0, le=1.0, description="Decision threshold to use "
                                                 "instead of the model metadata's one (empty: use the model's).")
+    allow_unfit_model: bool = Field(False, description="Serve a model whose training quality gate marked it not "
+                                    "fit to deploy (metadata.json fit_to_serve=false). Off: such a model is refused "
+                                    "at start and on hot reload, naming the gate's reasons.")
     jit_compile: bool = Field(False, description="Compile the TensorFlow model with XLA. Only honoured on a GPU "
                               "(on CPU it was ~9x slower, so it is ignored there with a warning).")
     max_batch_size: int = Field(32, ge=1, le=1024, description="A micro-batch closes when it holds this many frames.")
