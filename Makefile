@@ -29,10 +29,12 @@ help: ## list the targets
 
 setup: $(STAMP) ## create .venv and install the project with its dev extras (skipped when up to date)
 
-$(STAMP): pyproject.toml
+# The tests run on the versions the images ship: the venv installs under the images' constraints file
+# (to move a pin: pip install -U NAME in .venv, run the tests, then `make lock`).
+$(STAMP): pyproject.toml deploy/docker/constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python >= 3.10 is required (set PYTHON=...)")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -c deploy/docker/constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 kafka-jars: ## fetch the Kafka broker jars with Maven (skipped when present)
