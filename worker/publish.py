@@ -84,7 +84,9 @@ def producer_kwargs(settings: WorkerSettings, transactional: bool) -> dict:
     """KafkaProducer arguments: idempotent, acks=all, plus a stable transactional id in exactly-once mode."""
     kw = settings.kafka_client_kwargs()
     kw.update(acks="all", enable_idempotence=True, linger_ms=5, max_request_size=MAX_REQUEST_BYTES,
-              compression_type=None, client_id=f"{settings.instance_id}-producer", max_block_ms=_MAX_BLOCK_MS)
+              compression_type=None, client_id=f"{settings.instance_id}-producer", max_block_ms=_MAX_BLOCK_MS,
+              # a deleted output topic must not come back silently with the broker's defaults
+              allow_auto_create_topics=False)
     if transactional:
         # Stable per pod: a restarted pod fences its dead predecessor's open transaction.
         kw["transactional_id"] = f"{settings.group_id}-{settings.instance_id}"
@@ -96,10 +98,12 @@ class AtLeastOncePublisher:
 
     def __init__(self, producer: KafkaProducer, tracker: OffsetTracker, metrics: WorkerMetrics,
                  retry_backoff_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
-                 new_producer: Optional[Callable[[], KafkaProducer]] = None):
+                 new_producer: Optional[Callable[[], KafkaProducer]] = None, stalled_after_s: float = 120.0):
         self._producer = producer
         self._new_producer = new_producer
         self._next_renewal = 0.0
+        self._stalled_after_s = stalled_after_s
+        self._no_producer_id_since: Optional[float] = None
         self._renewals = 0
         self._tracker = tracker
         self._metrics = metrics
@@ -129,16 +133,29 @@ class AtLeastOncePublisher:
         # kafka-python's idempotent producer turns some broker answers (a record the topic refuses, say)
         # into a fatal state: every later send fails, even once the cause is fixed. Start a fresh one;
         # what the old one had not delivered fails over to the retry queue and is sent again.
+        # A second way to break it: when a batch already sent expires (broker away past the delivery timeout),
+        # the idempotent producer drops its producer id and never asks for a new one; it then neither delivers
+        # nor fails (python -m line_harness.chaos.producer_stall reproduces it). Without an id for longer
+        # than the delivery timeout means stuck, not starting up.
         manager = getattr(self._producer, "_transaction_manager", None)
         try:
-            broken = manager is not None and manager.has_fatal_error()
+            fatal = manager is not None and manager.has_fatal_error()
+            has_id = manager is None or manager.has_producer_id()
         except Exception:  # noqa: BLE001 - private API, best effort
-            broken = False
-        if not broken or self._new_producer is None or self._clock() < self._next_renewal:
+            fatal, has_id = False, True
+        now = self._clock()
+        if has_id:
+            self._no_producer_id_since = None
+        elif self._no_producer_id_since is None:
+            self._no_producer_id_since = now
+        stalled = self._no_producer_id_since is not None and now - self._no_producer_id_since > self._stalled_after_s
+        if not (fatal or stalled) or self._new_producer is None or now < self._next_renewal:
             return
         self._renewals += 1  # a cause that persists breaks each new producer too: back off as for records
-        self._next_renewal = self._clock() + min(_MAX_BACKOFF_S, self._backoff_s * 2 ** min(self._renewals, 8))
-        log.error("the producer is in a fatal state; replacing it (undelivered records are sent again)")
+        self._next_renewal = now + min(_MAX_BACKOFF_S, self._backoff_s * 2 ** min(self._renewals, 8))
+        log.error("the producer is %s; replacing it (undelivered records are sent again)",
+                  "in a fatal state" if fatal else f"without a producer id for {self._stalled_after_s:.0f} s")
+        self._no_producer_id_since = None
         old, self._producer = self._producer, self._new_producer()
         try:
             old.close(timeout=0)

@@ -100,3 +100,57 @@ def test_transaction_holds_records_then_offsets_and_is_retried_as_a_whole():
     assert producer.calls == ["init", *attempt, "abort", *attempt, "commit"]
     assert slept == [0.5]
     assert tracker.in_flight() == 0 and tracker.to_commit() == {}  # the transaction committed offset 3 itself
+
+
+class _IdState:
+    """kafka-python's transaction manager as the publisher reads it: fatal or not, producer id or not."""
+
+    def __init__(self, has_id: bool):
+        self.has_id = has_id
+
+    def has_fatal_error(self):
+        return False
+
+    def has_producer_id(self):
+        return self.has_id
+
+
+class _ClosableProducer(FakeProducer):
+    def __init__(self, has_id: bool):
+        super().__init__()
+        self._transaction_manager = _IdState(has_id)
+        self.closed = False
+
+    def close(self, timeout=None):
+        self.closed = True
+
+
+def test_a_producer_without_a_producer_id_past_the_delivery_timeout_is_replaced():
+    # kafka-python 3.0: a batch expiring while the broker is away drops the producer id for good
+    # (python -m line_harness.chaos.producer_stall); the publisher must start a fresh producer.
+    tracker, _ = _setup(())
+    clock, stuck, fresh = FakeClock(), _ClosableProducer(has_id=False), _ClosableProducer(has_id=True)
+    publisher = AtLeastOncePublisher(stuck, tracker, WorkerMetrics(CollectorRegistry()), clock=clock,
+                                     new_producer=lambda: fresh, stalled_after_s=120.0)
+    publisher.publish([])
+    clock.advance(60)
+    publisher.publish([])
+    assert publisher.producer is stuck  # a producer still fetching its id at start-up is left alone
+    clock.advance(61)
+    publisher.publish([])
+    assert publisher.producer is fresh and stuck.closed
+
+
+def test_a_producer_that_gets_its_id_back_is_kept():
+    tracker, _ = _setup(())
+    clock, producer = FakeClock(), _ClosableProducer(has_id=False)
+    publisher = AtLeastOncePublisher(producer, tracker, WorkerMetrics(CollectorRegistry()), clock=clock,
+                                     new_producer=lambda: _ClosableProducer(has_id=True), stalled_after_s=120.0)
+    publisher.publish([])
+    clock.advance(100)
+    producer._transaction_manager.has_id = True
+    publisher.publish([])
+    producer._transaction_manager.has_id = False
+    clock.advance(100)  # 200 s since the first look, but only 100 s without an id this time
+    publisher.publish([])
+    assert publisher.producer is producer
