@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import importlib.metadata as metadata
 import sys
-import tomllib
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 

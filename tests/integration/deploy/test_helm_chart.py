@@ -14,8 +14,19 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from line_harness.tools.chart_render import (CHART, CUSTOM_KINDS, KUBE_VERSION, MINIMAL_SETS, HelmError, find, find_tool,
-                                             render, run_helm, scenarios, validate_object)
+from line_harness.tools.chart_render import (
+    CHART,
+    CUSTOM_KINDS,
+    KUBE_VERSION,
+    MINIMAL_SETS,
+    HelmError,
+    find,
+    find_tool,
+    render,
+    run_helm,
+    scenarios,
+    validate_object,
+)
 
 SCENARIOS = scenarios()
 IDS = [p.name.removesuffix("-values.yaml") for p in SCENARIOS]

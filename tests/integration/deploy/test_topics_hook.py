@@ -12,8 +12,15 @@ import uuid
 import pytest
 
 from line_harness.paths import REPO
-from line_runtime.topics import (FRAMES_MAX_MESSAGE_BYTES, TopicMismatch, TopicSpec, _config_values, create_topics,
-                                 ensure_topics, line_topics)
+from line_runtime.topics import (
+    FRAMES_MAX_MESSAGE_BYTES,
+    TopicMismatch,
+    TopicSpec,
+    _config_values,
+    create_topics,
+    ensure_topics,
+    line_topics,
+)
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from line_harness.paths import REPO
 from line_harness.processes import free_port
 from line_runtime.settings import SettingsError
 from producer_sim.cli import _settings, build_parser, main
-from producer_sim.exit_codes import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST
 from producer_sim.commands import open_producer
+from producer_sim.exit_codes import EXIT_BAD_INPUT, EXIT_KAFKA, EXIT_LOST
 from producer_sim.run import LineRun
 from producer_sim.settings import SimSettings
 from producer_sim.sources import build_pool

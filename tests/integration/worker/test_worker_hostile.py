@@ -18,21 +18,12 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from line_contracts.frame import frame_key
-from line_harness.frames import FRAME_SIZE, frame_headers, frame_image, png_bytes
+from line_harness.frames import frame_headers, frame_image, png_bytes
 from line_harness.readers import committed_lag, read_topic
 from line_harness.worker_process import WorkerProcess
 from producer_sim.faults import ALL_KINDS, EXPECTED_REASON, make_bad_record
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def model_base(tmp_path_factory):
-    """Model base folder holding tiny model version 1 at the test frame size."""
-    from training.tiny_model import build_tiny_model
-    base = tmp_path_factory.mktemp("models")
-    build_tiny_model(base, version=1, input_size=FRAME_SIZE)
-    return base
 
 
 def _produce(bootstrap: str, topic: str, total: int, bad: dict[int, str]) -> None:

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture(scope="module")
-def model_base(tmp_path_factory):
-    """Model base folder holding tiny model version 1 at the test frame size."""
-    from training.tiny_model import build_tiny_model
-    base = tmp_path_factory.mktemp("models")
-    build_tiny_model(base, version=1, input_size=FRAME_SIZE)
-    return base
-
-
-@pytest.fixture(scope="module")
 def offline(model_base):
     """version -> LoadedModel, the same LiteRT model the worker runs, for offline scores."""
     from line_runtime.model import load_model
