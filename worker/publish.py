@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import itertools
 import threading
 import time
 from dataclasses import dataclass
@@ -111,6 +112,10 @@ class AtLeastOncePublisher:
         self._clock = clock
         self._retry: "queue.Queue[tuple[float, OutRecord]]" = queue.Queue()
         self._lock = threading.Lock()
+        # Records handed to the producer and not yet answered: a producer replaced while stuck never answers
+        # for its records, so they are queued again from here (a late answer after that is harmless).
+        self._in_flight: dict[int, OutRecord] = {}
+        self._tokens = itertools.count()
         self._failing: dict[str, tuple[float, int, str]] = {}  # topic -> (since, failures in a row, last error)
         self.fatal: Optional[BaseException] = None  # never set: at-least-once retries every failure
 
@@ -157,6 +162,10 @@ class AtLeastOncePublisher:
                   "in a fatal state" if fatal else f"without a producer id for {self._stalled_after_s:.0f} s")
         self._no_producer_id_since = None
         old, self._producer = self._producer, self._new_producer()
+        with self._lock:
+            stranded, self._in_flight = list(self._in_flight.values()), {}
+        for rec in stranded:
+            self._queue(rec)
         try:
             old.close(timeout=0)
         except Exception as exc:  # noqa: BLE001 - it is abandoned anyway
@@ -168,30 +177,36 @@ class AtLeastOncePublisher:
             if rec.topic in blocked:
                 self._queue(rec)
                 continue
+            token = next(self._tokens)
+            with self._lock:
+                self._in_flight[token] = rec
             try:
                 future = self._producer.send(rec.topic, value=rec.value, key=rec.key)
             except Exception as exc:  # noqa: BLE001 - e.g. no metadata for a missing topic within max_block_ms
-                self._failed(rec, exc)
+                self._failed(token, rec, exc)
                 blocked.add(rec.topic)
                 continue
-            future.add_callback(self._delivered, rec)
-            future.add_errback(self._failed, rec)
+            future.add_callback(self._delivered, token, rec)
+            future.add_errback(self._failed, token, rec)
 
     def _failing_topics(self) -> set[str]:
         with self._lock:
             return set(self._failing)
 
-    def _delivered(self, rec: OutRecord, _metadata) -> None:
+    def _delivered(self, token: int, rec: OutRecord, _metadata) -> None:
         with self._lock:
+            self._in_flight.pop(token, None)
             if self._failing.pop(rec.topic, None) is not None:
                 self._renewals = 0
                 log.warning("publishing to %s works again", rec.topic)
                 self._metrics.publish_failing.set(len(self._failing))
         self._tracker.acknowledge(rec.source, rec.offset, rec.generation)
 
-    def _failed(self, rec: OutRecord, exc: BaseException) -> None:
+    def _failed(self, token: int, rec: OutRecord, exc: BaseException) -> None:
         # Runs on the producer's I/O thread (or in send()): never send from here, queue it for the loop.
         with self._lock:
+            if self._in_flight.pop(token, None) is None:
+                return  # already queued again when its producer was replaced
             since, count, _ = self._failing.get(rec.topic, (self._clock(), 0, ""))
             self._failing[rec.topic] = (since, count + 1, repr(exc)[:300])
             self._metrics.publish_failing.set(len(self._failing))

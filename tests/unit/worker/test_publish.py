@@ -128,17 +128,25 @@ class _ClosableProducer(FakeProducer):
 def test_a_producer_without_a_producer_id_past_the_delivery_timeout_is_replaced():
     # kafka-python 3.0: a batch expiring while the broker is away drops the producer id for good
     # (python -m line_harness.chaos.producer_stall); the publisher must start a fresh producer.
-    tracker, _ = _setup(())
+    tracker, records = _setup((0, 1))
     clock, stuck, fresh = FakeClock(), _ClosableProducer(has_id=False), _ClosableProducer(has_id=True)
     publisher = AtLeastOncePublisher(stuck, tracker, WorkerMetrics(CollectorRegistry()), clock=clock,
                                      new_producer=lambda: fresh, stalled_after_s=120.0)
-    publisher.publish([])
+    publisher.publish(records)  # handed to the stuck producer, which will never answer for them
     clock.advance(60)
     publisher.publish([])
     assert publisher.producer is stuck  # a producer still fetching its id at start-up is left alone
     clock.advance(61)
     publisher.publish([])
     assert publisher.producer is fresh and stuck.closed
+    clock.advance(5)  # the back-off
+    publisher.publish([])
+    assert len(fresh.sent) == 2 and tracker.to_commit() == {}  # the stranded records go out again
+    fresh.ack(0)
+    fresh.ack(1)
+    assert tracker.to_commit() == {TP: 2}
+    stuck.ack(0)  # a late answer of the abandoned producer changes nothing
+    assert tracker.to_commit() == {TP: 2}
 
 
 def test_a_producer_that_gets_its_id_back_is_kept():
