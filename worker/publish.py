@@ -16,9 +16,9 @@ results, its dead letters and its source offsets.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
-import itertools
 import threading
 import time
 from dataclasses import dataclass
