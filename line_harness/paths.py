@@ -3,5 +3,4 @@
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_DIR = REPO / "run"
 DEPLOY_DIR = REPO / "deploy"
