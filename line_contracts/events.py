@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from line_contracts.frame import FrameHeaders, TruthLabel
 
-RESULT_SCHEMA_VERSION = 1
+# 2: adds `localisation` (defect regions), `evidence` (object-store keys) and frame.truth_box; all optional,
+# so a version-1 reader ignores them and this model still reads version-1 events.
+RESULT_SCHEMA_VERSION = 2
 DEAD_LETTER_SCHEMA_VERSION = 1
 
 
@@ -26,6 +28,63 @@ class Verdict(str, Enum):
     OK = "ok"
 
 
+class Box(BaseModel):
+    """An axis-aligned rectangle in frame pixels (at the camera's size, origin top-left)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    x: int = Field(ge=0, description="Left edge, pixels.")
+    y: int = Field(ge=0, description="Top edge, pixels.")
+    width: int = Field(gt=0, description="Width, pixels.")
+    height: int = Field(gt=0, description="Height, pixels.")
+
+    def overlaps(self, other: "Box") -> bool:
+        """True when the two rectangles share at least one pixel."""
+        return (self.x < other.x + other.width and other.x < self.x + self.width
+                and self.y < other.y + other.height and other.y < self.y + self.height)
+
+
+class DefectRegion(BaseModel):
+    """One connected area of the model's defect map, mapped to frame pixels."""
+
+    model_config = ConfigDict(frozen=True)
+
+    box: Box = Field(description="Bounding box of the region's map cells, in frame pixels.")
+    peak: float = Field(ge=0.0, le=1.0, description="Highest defect-map value in the region.")
+    area_px: int = Field(gt=0, description="Frame pixels covered by the region's cells.")
+
+
+class Localisation(BaseModel):
+    """Where the model saw the defect: regions of its defect map, strongest first."""
+
+    model_config = ConfigDict(frozen=True)
+
+    map_height: int = Field(gt=0, description="Rows of the model's defect map (its own resolution).")
+    map_width: int = Field(gt=0, description="Columns of the model's defect map.")
+    regions: list[DefectRegion] = Field(default_factory=list, description="Regions, highest peak first; at most the "
+                                        "worker's configured number.")
+
+
+class EvidenceStatus(str, Enum):
+    """What became of a frame's evidence when its event was published."""
+
+    QUEUED = "queued"    # handed to the writer; the objects appear in the store within seconds
+    MISSING = "missing"  # not kept: the store was down or slow (queue full); counted by a metric
+
+
+class Evidence(BaseModel):
+    """The claim check: where the frame, its overlay and its event are kept in the object store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: EvidenceStatus = Field(description="'queued' or 'missing'.")
+    bucket: str = Field(description="Object-store bucket.")
+    frame_key: str = Field(description="Key of the original frame bytes (as the camera sent them).")
+    overlay_key: str = Field(description="Key of the overlay PNG (frame, defect map and boxes).")
+    event_key: str = Field(description="Key of this event as JSON.")
+    reason: Optional[str] = Field(None, description="Why the evidence is missing, when it is.")
+
+
 class FrameRef(BaseModel):
     """Where and what a frame was: its source record and its identity headers."""
 
@@ -39,6 +98,7 @@ class FrameRef(BaseModel):
     frame_seq: int = Field(ge=0, description="Per-camera frame sequence number.")
     capture_time_ns: int = Field(ge=0, description="Capture time, ns since the Unix epoch.")
     truth_label: Optional[TruthLabel] = Field(None, description="Ground truth, when the simulator sent one.")
+    truth_box: Optional[Box] = Field(None, description="Ground-truth defect box, when the simulator sent one.")
 
 
 class Timings(BaseModel):
@@ -78,6 +138,10 @@ class DefectEvent(BaseModel):
     model: ModelRef = Field(description="Model name, version and backend.")
     worker_id: str = Field(description="Worker instance that judged the frame.")
     timings: Timings = Field(description="Timestamps and latency.")
+    localisation: Optional[Localisation] = Field(None, description="Defect regions, for a 'defect' verdict of a "
+                                                 "model that has a defect map (schema 2).")
+    evidence: Optional[Evidence] = Field(None, description="Object-store keys, for defects and sampled good frames "
+                                         "when the worker has an evidence store (schema 2).")
 
     def to_json_bytes(self) -> bytes:
         """Serialise as compact UTF-8 JSON, the wire form on the results topic."""
@@ -164,6 +228,8 @@ class DeadLetterRecord(BaseModel):
 
 def frame_ref(topic: str, partition: int, offset: int, headers: FrameHeaders) -> FrameRef:
     """Build the FrameRef of a decoded frame."""
+    box = headers.truth_xywh()
     return FrameRef(topic=topic, partition=partition, offset=offset, camera_id=headers.camera_id,
                     line_id=headers.line_id, frame_seq=headers.frame_seq,
-                    capture_time_ns=headers.capture_time_ns, truth_label=headers.truth_label)
+                    capture_time_ns=headers.capture_time_ns, truth_label=headers.truth_label,
+                    truth_box=None if box is None or 0 in box[2:] else Box(x=box[0], y=box[1], width=box[2], height=box[3]))

@@ -20,6 +20,7 @@ H_LINE_ID = "line_id"
 H_SEQUENCE = "frame_seq"
 H_CAPTURE_TIME_NS = "capture_time_ns"
 H_ENCODING = "encoding"
+H_TRUTH_BOX = "truth_box"
 
 # Bounds every frame record is held to: the worker refuses a record beyond them before any other work
 # (numbers any int64 consumer can hold; ids that are safe as metric labels and in logs).
@@ -28,6 +29,7 @@ MAX_HEADER_COUNT = 64
 MAX_HEADERS_BYTES = 16 * 1024  # all names + values (room for tracing headers such as W3C baggage)
 MAX_KEY_BYTES = 512
 ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+TRUTH_BOX_PATTERN = r"^[0-9]{1,5},[0-9]{1,5},[0-9]{1,5},[0-9]{1,5}$"
 # Header names must be UTF-8. A reader that meets one that is not (Kafka allows any bytes from other
 # clients) represents it as this prefix + the hex of its bytes, so it can be reported, never guessed.
 NON_UTF8_NAME_PREFIX = "\x00non-utf8-header:"
@@ -90,6 +92,16 @@ class FrameHeaders(BaseModel):
     width: int = Field(gt=0, le=65535, description="Frame width in pixels.")
     height: int = Field(gt=0, le=65535, description="Frame height in pixels.")
     truth_label: Optional[TruthLabel] = Field(None, description="Ground truth, set only by simulators.")
+    truth_box: Optional[str] = Field(None, max_length=64, pattern=TRUTH_BOX_PATTERN,
+                                     description="Ground-truth box of the defect 'x,y,width,height' in frame pixels, set "
+                                                 "only by simulators (scores the worker's regions live).")
+
+    def truth_xywh(self) -> Optional[tuple[int, int, int, int]]:
+        """The truth box as (x, y, width, height), or None when the frame has none."""
+        if self.truth_box is None:
+            return None
+        x, y, w, h = (int(v) for v in self.truth_box.split(","))
+        return x, y, w, h
 
     def to_kafka(self) -> list[tuple[str, bytes]]:
         """Encode as Kafka record headers."""

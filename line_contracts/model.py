@@ -6,6 +6,9 @@ Serving does); the highest complete version is the one to serve. A version folde
     saved_model/     TensorFlow SavedModel; signature SIGNATURE_NAME takes INPUT_KEY:
                      uint8 [N, H, W, 1] raw grayscale frames, returns OUTPUT_KEY: float32 [N]
                      defect scores in [0, 1]. Resizing and normalisation live inside.
+                     Optional second output MAP_OUTPUT_KEY: float32 [N, h', w'] defect map in
+                     [0, 1], one cell per (H/h') x (W/w') frame pixels (the same forward pass,
+                     so regions cost no second inference); models without it give no regions.
     model.tflite     LiteRT twin of the same function (CPU workers).
     metadata.json    ModelMetadata; written last, so its presence marks the version complete.
 """
@@ -19,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 SIGNATURE_NAME = "serving_default"
 INPUT_KEY = "frames"
 OUTPUT_KEY = "scores"
+MAP_OUTPUT_KEY = "defect_map"
 SAVED_MODEL_DIR = "saved_model"
 TFLITE_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
