@@ -45,6 +45,10 @@ class WorkerSettings(KafkaClientSettings):
     max_batch_wait_ms: float = Field(20.0, ge=0, le=60_000, description="A micro-batch closes when its oldest frame "
                                      "has waited this long, even if it is not full.")
     decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding frames (OpenCV releases the GIL).")
+    processes: int = Field(1, ge=1, le=64, description="Consumer processes in this pod, all in the consumer group and "
+                           "sharing the pod's device (worker/fleet.py). One Python process moves a few hundred PNG "
+                           "frames/s; more processes feed a GPU that judges thousands. Each gets "
+                           "`<instance_id>-<n>` as its id; /metrics, /healthz and /readyz speak for all of them.")
     max_queued_batches: int = Field(4, ge=1, le=1000, description="Frames in flight (polled, not yet judged) are "
                                     "capped at this many batches; beyond it the consumer pauses its partitions.")
     max_frame_bytes: int = Field(900_000, ge=1, description="Frames with a larger record value are dead-lettered "
