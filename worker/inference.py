@@ -1,5 +1,8 @@
 """The inference loop: take a closed batch, swap in a newer model if one is warmed, judge, publish.
 
+A model with a defect-map output gives each frame's map from the same call as its score; a frame
+judged defect gets its regions (worker/regions.py), and every judged frame's event, frame and map
+go through the optional `on_judged` hook (the evidence store) before the event is serialised.
 Every failure of one frame becomes that frame's dead letter; a failure of the model (it raised,
 or a score is not finite) halts the batch's partitions instead (worker/halts.py: fail closed).
 """
@@ -8,19 +11,25 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable, Optional
 
 import numpy as np
 
-from line_contracts.events import DeadLetterReason, DefectEvent
+from line_contracts.events import DeadLetterReason, DefectEvent, Verdict
 from worker.batching import Batch, Batcher, WorkItem
 from worker.decode import DecodedFrame, FrameRejected, Rejected, fit_to_model
 from worker.halts import JudgingHalts
 from worker.model import ModelManager, ServingModel
 from worker.pipeline import Pipeline
 from worker.publish import OutRecord
+from worker.regions import RegionFinder, strongest_cell
 from worker.results import RecordFactory
 
 log = logging.getLogger(__name__)
+
+# (event, its work item, the decoded frame, the frame's defect map [h', w'] or None) -> the event to publish
+# (e.g. with evidence keys added). Runs on the inference thread for every judged frame: keep it short.
+JudgedHook = Callable[[DefectEvent, WorkItem, DecodedFrame, Optional[np.ndarray]], DefectEvent]
 
 
 class ModelFailure(RuntimeError):
@@ -35,7 +44,8 @@ class InferenceLoop:
     """Runs on its own thread; the only thread that calls the model and (in exactly-once mode) the producer."""
 
     def __init__(self, pipeline: Pipeline, batcher: Batcher, models: ModelManager, factory: RecordFactory,
-                 buckets: list[int], resize_mismatched: bool, halts: JudgingHalts):
+                 buckets: list[int], resize_mismatched: bool, halts: JudgingHalts,
+                 regions: Optional[RegionFinder] = None, on_judged: Optional[JudgedHook] = None):
         self._batcher = batcher
         self._models = models
         self._publisher = pipeline.publisher
@@ -47,6 +57,8 @@ class InferenceLoop:
         self._resize = resize_mismatched
         self._batch_lock = pipeline.batch_lock
         self._halts = halts
+        self._regions = regions or RegionFinder(max_regions=0)
+        self._on_judged = on_judged
         self._buffers: dict[tuple[int, int, int], np.ndarray] = {}
         self.error: BaseException | None = None
         self.frames_done = 0
@@ -76,7 +88,7 @@ class InferenceLoop:
             self._halts.model_replaced()
         model = model or self._models.current
         records: list[OutRecord] = []
-        events: list[DefectEvent] = []
+        events: list[tuple[DefectEvent, Optional[tuple[int, int]]]] = []  # with the strongest region's grid cell
         dead: list[DeadLetterReason] = []
         good: list[tuple[WorkItem, DecodedFrame, np.ndarray]] = []
         rejected = [(item, rej) for item, rej in batch.rejected if self._live(item)]
@@ -96,29 +108,40 @@ class InferenceLoop:
             dead.append(rej.reason)
         if good:
             try:
-                scores, inference_s = self._infer(model, good, batch.closed_mono)
+                scores, maps, inference_s = self._infer(model, good, batch.closed_mono)
             except ModelFailure as failure:
                 self._halt(good, failure)
             else:
-                self._results(good, scores, inference_s, model, records, events, dead)
+                self._results(good, scores, maps, inference_s, model, records, events, dead)
         self._publisher.publish(records)
         self._count(events, dead)
         self.frames_done += len(records)
 
-    def _results(self, good, scores, inference_s: float, model: ServingModel, records: list, events: list,
-                 dead: list) -> None:
+    def _results(self, good, scores, maps: Optional[np.ndarray], inference_s: float, model: ServingModel,
+                 records: list, events: list, dead: list) -> None:
         inferred_ns = time.time_ns()
-        for (item, frame, _), score in zip(good, scores):
+        for i, ((item, frame, _), score) in enumerate(zip(good, scores)):
+            defect_map = maps[i] if maps is not None else None
             try:
-                rec, event = self._factory.result(item, frame, float(score), model, inferred_ns,
-                                                  inference_s * 1000.0, len(good))
+                event = self._factory.event(item, frame, float(score), model, inferred_ns, inference_s * 1000.0,
+                                            len(good))
+                cell = None
+                if event.verdict is Verdict.DEFECT and defect_map is not None:
+                    height, width = frame.headers.height, frame.headers.width  # regions are in camera pixels
+                    localisation = self._regions.locate(defect_map, height, width)
+                    if localisation is not None:
+                        event = event.model_copy(update={"localisation": localisation})
+                        cell = strongest_cell(localisation, height, width)
+                if self._on_judged is not None:
+                    event = self._on_judged(event, item, frame, defect_map)
+                rec = self._factory.record(item, event)
             except Exception as exc:  # noqa: BLE001 - e.g. a header value the result contract refuses
                 records.append(self._factory.dead_letter(item, DeadLetterReason.EVENT_INVALID,
                                                          f"result event could not be built: {exc!r}"))
                 dead.append(DeadLetterReason.EVENT_INVALID)
             else:
                 records.append(rec)
-                events.append(event)
+                events.append((event, cell))
 
     def _halt(self, good, failure: ModelFailure) -> None:
         partitions = {item.source for item, _, _ in good}
@@ -132,7 +155,7 @@ class InferenceLoop:
         m = self._metrics
         for reason in dead:
             m.frames_dead_lettered.labels(reason.value).inc()
-        for ev in events:
+        for ev, cell in events:
             line, camera = m.line_camera(ev.frame.line_id, ev.frame.camera_id)
             verdict = ev.verdict.value
             m.frames_judged.labels(line, camera, verdict).inc()
@@ -142,8 +165,10 @@ class InferenceLoop:
             if 0.0 <= latency_s <= 86_400.0:  # a camera clock far off must not skew the latency histogram
                 m.capture_to_publish.labels(line).observe(latency_s)
             m.defect_score.labels(line).observe(ev.score)
+            if cell is not None:
+                m.defect_regions.labels(line, str(cell[0]), str(cell[1])).inc()
 
-    def _infer(self, model: ServingModel, good, closed_mono: float) -> tuple[np.ndarray, float]:
+    def _infer(self, model: ServingModel, good, closed_mono: float) -> tuple[np.ndarray, Optional[np.ndarray], float]:
         n = len(good)
         bucket = next((b for b in self._buckets if b >= n), n)
         key = (bucket, model.input_height, model.input_width)
@@ -157,9 +182,12 @@ class InferenceLoop:
             self._metrics.decode_seconds.observe(frame.decode_seconds)
         if n < bucket:
             buf[n:] = 0
+        # Maps only when something uses them: with regions off a model's map branch can be skipped.
+        want_maps = self._regions.enabled or self._on_judged is not None
         start = time.perf_counter()
         try:
-            scores = np.asarray(model.model.predict(buf), dtype=np.float64).reshape(-1)[:n]
+            scores, maps = model.model.judge(buf, want_maps=want_maps)
+            scores = np.asarray(scores, dtype=np.float64).reshape(-1)[:n]
         except Exception as exc:  # noqa: BLE001 - whatever the runtime raises, the model failed
             raise ModelFailure("error", f"model raised {exc!r}") from exc
         elapsed = time.perf_counter() - start
@@ -170,4 +198,4 @@ class InferenceLoop:
                                              f"score(s) in a batch of {n}")
         self._metrics.inference_seconds.observe(elapsed)
         self._metrics.batch_size.observe(n)
-        return scores, elapsed
+        return scores, (maps[:n] if maps is not None else None), elapsed

@@ -49,6 +49,9 @@ class WorkerMetrics:
                                             buckets=_LATENCY_BUCKETS, registry=r)
         self.defect_score = Histogram("inspection_defect_score", "Model defect scores, by line.", ["line"],
                                       buckets=_SCORE_BUCKETS, registry=r)
+        self.defect_regions = Counter("inspection_defect_regions_total", "Frames judged defect, by line and the "
+                                      "cell (row, col; 0-3 from the top left) of a 4x4 grid of the frame holding their "
+                                      "strongest defect region.", ["line", "row", "col"], registry=r)
         self.consumer_lag = Gauge("inspection_consumer_lag_records", "Records between this worker's position and "
                                   "the end of each assigned partition.", ["topic", "partition"], registry=r)
         self.model_info = Gauge("inspection_model_info", "The model in service (value 1), by name, version and "

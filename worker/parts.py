@@ -26,6 +26,7 @@ from worker.model import ModelManager
 from worker.offsets import OffsetTracker
 from worker.pipeline import Pipeline
 from worker.publish import AtLeastOncePublisher, Publisher, producer_kwargs
+from worker.regions import RegionFinder
 from worker.results import RecordFactory
 from worker.settings import WorkerSettings
 from worker.transactions import TransactionalPublisher
@@ -82,7 +83,8 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
     batcher = Batcher(pipeline.items, s.max_batch_size, s.max_batch_wait_ms, decode_timeout_s=s.decode_timeout_s,
                       on_decode_timeout=decoder.replace_stuck)
     inference = InferenceLoop(pipeline, batcher, models,
-                              factory, s.batch_buckets(), s.size_mismatch_policy == "resize", halts)
+                              factory, s.batch_buckets(), s.size_mismatch_policy == "resize", halts,
+                              regions=RegionFinder(s.max_regions, s.region_level))
     return WorkerParts(pipeline, decoder, loop, inference)
 
 

@@ -41,10 +41,16 @@ class RecordFactory:
     def result(self, item: WorkItem, frame: DecodedFrame, score: float, model: ServingModel,
                inferred_ns: int, inference_ms: float, batch_size: int) -> tuple[OutRecord, DefectEvent]:
         """The result event of one judged frame, and its record."""
+        event = self.event(item, frame, score, model, inferred_ns, inference_ms, batch_size)
+        return self.record(item, event), event
+
+    def event(self, item: WorkItem, frame: DecodedFrame, score: float, model: ServingModel, inferred_ns: int,
+              inference_ms: float, batch_size: int) -> DefectEvent:
+        """The result event of one judged frame (regions and evidence are added by the inference loop)."""
         score = min(1.0, max(0.0, float(score)))
         headers = frame.headers
         published_ns = time.time_ns()
-        event = DefectEvent(
+        return DefectEvent(
             event_id=event_id(item.source.topic, item.source.partition, item.offset),
             frame=frame_ref(item.source.topic, item.source.partition, item.offset, headers),
             verdict=Verdict.DEFECT if score >= model.threshold else Verdict.OK,
@@ -52,9 +58,11 @@ class RecordFactory:
             timings=Timings(consumed_ns=item.consumed_ns, inferred_ns=inferred_ns, published_ns=published_ns,
                             capture_to_publish_ms=(published_ns - headers.capture_time_ns) / 1e6,
                             inference_ms=inference_ms, batch_size=batch_size))
-        record = OutRecord(self._results_topic, frame_key(headers.camera_id), event.to_json_bytes(),
-                           item.source, item.offset, item.generation)
-        return record, event
+
+    def record(self, item: WorkItem, event: DefectEvent) -> OutRecord:
+        """The results-topic record of a (possibly amended) result event."""
+        return OutRecord(self._results_topic, frame_key(event.frame.camera_id), event.to_json_bytes(),
+                         item.source, item.offset, item.generation)
 
     def dead_letter(self, item: WorkItem, reason: DeadLetterReason, error: str) -> OutRecord:
         """The dead-letter record of one frame that cannot be judged; never larger than max_record_bytes."""

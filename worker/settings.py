@@ -86,6 +86,12 @@ class WorkerSettings(KafkaClientSettings):
         512 * 1024, ge=0, description="The frame bytes copied into a dead-letter record are cut to this size so the "
                                       "record (base64 inside JSON) always fits the topic's record size limit.")
 
+    max_regions: int = Field(5, ge=0, le=100, description="Defect regions (boxes of the model's defect map, in "
+                             "frame pixels, strongest first) put in the result event of a frame judged defect; "
+                             "0 turns regions off. Models without a defect-map output give none.")
+    region_level: float = Field(0.5, ge=0.0, le=1.0, description="Defect-map value (0..1) at or above which a map "
+                                "cell belongs to a region; the map's peak cell always makes one.")
+
     halt_retry_s: float = Field(30.0, gt=0, le=3600, description="Fail closed: partitions halted because the "
                                 "model failed (or returned a non-finite score) are retried after this many seconds, "
                                 "or at once when a new model version is loaded.")

@@ -8,6 +8,7 @@ from collections import namedtuple
 from concurrent.futures import Future
 from typing import Optional
 
+import cv2
 import numpy as np
 from kafka import TopicPartition
 
@@ -214,12 +215,26 @@ class FakeDecoder:
 
 
 class FakeModel:
-    """LoadedModel stand-in: the score of a frame is its mean pixel / 255, or it raises `error`."""
+    """LoadedModel stand-in: the score of a frame is its mean pixel / 255, or it raises `error`.
 
-    def __init__(self, error: Optional[BaseException] = None, scores: Optional[list[float]] = None):
+    With `map_shape` (h', w') it has a defect map: the frame's pixels / 255 at the map's size.
+    """
+
+    def __init__(self, error: Optional[BaseException] = None, scores: Optional[list[float]] = None,
+                 map_shape: Optional[tuple[int, int]] = None):
         self.error = error
         self.scores = scores
+        self.map_shape = map_shape
         self.batches: list[int] = []
+        self.map_requests: list[bool] = []
+
+    def judge(self, batch: np.ndarray, want_maps: bool = True):
+        self.map_requests.append(want_maps)
+        scores = self.predict(batch)
+        if not want_maps or self.map_shape is None:
+            return scores, None
+        h, w = self.map_shape
+        return scores, np.stack([cv2.resize(f[..., 0], (w, h), interpolation=cv2.INTER_AREA) / 255.0 for f in batch])
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         self.batches.append(len(batch))
