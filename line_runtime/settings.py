@@ -108,7 +108,8 @@ def settings_table(cls: Type[BaseSettings], markdown: bool = False) -> str:
     """A table of every setting: env var, default, meaning. Secrets never show a value."""
     rows = []
     for name, info in cls.model_fields.items():
-        default = "(secret)" if _is_secret(cls, name) else info.get_default(call_default_factory=True)
+        default = "(secret)" if _is_secret(cls, name) else "(required)" if info.is_required() \
+            else info.get_default(call_default_factory=True)
         default = "" if default is None else str(default.value if hasattr(default, "value") else default)
         rows.append((env_name(cls, name), default, info.description or ""))
     if markdown:

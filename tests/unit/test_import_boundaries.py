@@ -22,7 +22,9 @@ ALLOWED = {
     "worker": {"line_contracts", "line_runtime"},
     "training": {"line_contracts", "line_runtime", "surface_images"},
     "producer_sim": {"line_contracts", "line_runtime", "surface_images"},
-    "line_harness": {"line_contracts", "line_runtime", "surface_images", "worker", "training", "producer_sim"},
+    "evidence_viewer": {"line_contracts", "line_runtime"},
+    "line_harness": {"line_contracts", "line_runtime", "surface_images", "worker", "training", "producer_sim",
+                     "evidence_viewer"},
 }
 FIRST_PARTY = set(ALLOWED)
 
