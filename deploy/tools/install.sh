@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the binaries the deploy checks need: helm (built from source with Go) and promtool/prometheus
-# (Debian's `prometheus` package). Idempotent: anything already present is left alone.
+# Install the binaries the deploy checks need: helm (built from source with Go), promtool/prometheus
+# (Debian's `prometheus` package) and a headless browser for the operator page's tests (Debian's
+# `chromium` package). Idempotent: anything already present is left alone.
 # Usage: deploy/tools/install.sh        (run from anywhere; installs helm into <repo>/tools/bin)
 set -euo pipefail
 
@@ -43,6 +44,25 @@ install_promtool() {
     say "promtool installed: $(promtool --version 2>&1 | head -1)"
 }
 
+# The operator page is tested in a real browser (tests/integration/viewer); Debian's build, not a download.
+install_chromium() {
+    if command -v chromium >/dev/null 2>&1; then
+        say "chromium already at $(command -v chromium)"
+        return
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        say "ERROR: chromium is missing and apt-get is not available; install Chromium so that \`chromium\` is on PATH" >&2
+        exit 1
+    fi
+    local sudo=""
+    if [[ "$(id -u)" != "0" ]]; then sudo="sudo"; fi
+    say "installing Debian package 'chromium' (headless browser for the operator page's tests)"
+    ${sudo} apt-get update -q
+    DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -q --no-install-recommends chromium
+    say "chromium installed: $(chromium --version 2>/dev/null | head -1)"
+}
+
 install_helm
 install_promtool
+install_chromium
 say "done"
