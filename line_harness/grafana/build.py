@@ -36,7 +36,8 @@ OVERVIEW_LAYOUT = [
          ("dead_letters_range", "Dead letters in the time range by reason", "bargauge", "short", 8),
          ("defect_score", "Defect score per line", "timeseries", "none", 8)]),
     (8, [("precision_recall_by_line", "Live precision / recall per line (time range)", "bargauge",
-          "percentunit", 24)]),
+          "percentunit", 12),
+         ("defect_regions", "Defects by region of the frame (4x4 grid, time range)", "grid", "short", 12)]),
 ]
 
 INTERNALS_LAYOUT = [
@@ -94,7 +95,28 @@ def _panel(panel_id: int, key: str, title: str, kind: str, unit: str, grid: dict
         panel["options"] = {"calculate": False, "yAxis": {"unit": unit}}
     elif kind == "table":
         panel["transformations"] = [{"id": "labelsToFields", "options": {"mode": "columns"}}]
+    elif kind == "grid":
+        _grid_table(panel)
     return panel
+
+
+def _grid_table(panel: dict) -> None:
+    """A table whose rows and columns are the `row` and `col` labels (a frame seen as a 4x4 grid),
+    cells coloured by count: a defect that keeps landing in one cell points at a machine upstream."""
+    panel["type"] = "table"
+    panel["targets"] = [dict(t, range=False, instant=True, format="table") for t in panel["targets"]]
+    panel["transformations"] = [
+        {"id": "groupingToMatrix", "options": {"columnField": "col", "rowField": "row", "valueField": "Value",
+                                               "emptyValue": "zero"}},
+        {"id": "sortBy", "options": {"sort": [{"field": "row\\col"}]}},
+    ]
+    panel["fieldConfig"]["defaults"].update({
+        "custom": {"align": "center", "cellOptions": {"type": "color-background", "mode": "gradient"}},
+        "color": {"mode": "continuous-YlRd"},
+    })
+    panel["options"] = {"showHeader": True, "cellHeight": "lg"}
+    panel["description"] += ("; rows: frame row 0 (top) to 3, columns: frame column 0 (left) to 3; cells: defect "
+                             "frames whose strongest region is centred there")
 
 
 def build_dashboard(uid: str, title: str, layout: list, query_set: dict, variables: list[dict],

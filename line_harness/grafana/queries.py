@@ -86,6 +86,10 @@ OVERVIEW: dict[str, list[tuple[str, str]]] = {
          f'sum by (line) (increase(inspection_verdict_truth_total{{verdict="defect", truth="defect", {LINE}}}[$__range])) / '
          f'sum by (line) (increase(inspection_verdict_truth_total{{truth="defect", {LINE}}}[$__range]))'),
     ],
+    # Defect frames in the time range by the 4x4 cell of the frame holding their strongest region
+    # (worker/regions.py); the panel pivots (row, col) into a grid.
+    "defect_regions": [("row {{row}} col {{col}}",
+                        f"sum by (row, col) (increase(inspection_defect_regions_total{{{LINE}}}[$__range]))")],
 }
 
 INTERNALS: dict[str, list[tuple[str, str]]] = {
