@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--backend", choices=("auto", "tensorflow", "litert"), default="auto")
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--holdout", action="store_true", help="score only the frames this model's training run held out")
+    ev.add_argument("--no-localisation", dest="localise", action="store_false",
+                    help="skip the defect map (regions, localization_hit_rate, pixel scores, overlays)")
+    ev.add_argument("--region-level", type=float, default=None,
+                    help="map level a region's cells must reach (default: the worker's, line_runtime.regions)")
+    ev.add_argument("--max-regions", type=int, default=5, help="regions kept per frame, strongest first")
     return parser
 
 

@@ -27,7 +27,8 @@ def run_command(args: argparse.Namespace, log: Log) -> int:
         from training.evaluate import evaluate
 
         result = evaluate(args.model, args.data, args.split, args.report, backend=args.backend, batch_size=args.batch_size,
-                          log=log, holdout_only=args.holdout)
+                          log=log, holdout_only=args.holdout, localise=args.localise, region_level=args.region_level,
+                          max_regions=args.max_regions)
         return 0 if result else 1
     raise ValueError(f"unknown command {args.command!r}")
 

@@ -2,6 +2,11 @@
 
 Uses the same loader as the worker (line_runtime.model), so the numbers describe what the line
 will do. Recall and false-positive rate are at the model's own stored threshold.
+
+Where the model has a defect map (training/localise.py), every frame also gets the regions the
+worker would publish, and where the data has true masks the report says how well the strongest
+region points at the defect (`localization_hit_rate`, per-pixel ROC-AUC and AP of the map). The
+frame-level numbers never depend on the map: it is a separate pass over the same frames.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from line_runtime.model import ModelLoadError, latest_version, load_model
 from surface_images.datasets import DatasetError, discover
 from training import metrics
 from training.frames import fit_to_frame
+from training.localise import LocalisationTally, try_load_defect_map
 
 REQUIRED_KEYS = ("roc_auc", "pr_auc", "accuracy", "recall", "precision", "false_positive_rate", "threshold", "n_images", "n_defective")
 
@@ -30,6 +36,9 @@ def evaluate(
     batch_size: int = 8,
     log: Callable[[str], None] = print,
     holdout_only: bool = False,
+    localise: bool = True,
+    region_level: Optional[float] = None,
+    max_regions: int = 5,
 ) -> dict:
     """Write report_dir/metrics.json and report.html; return the metrics."""
     version = latest_version(Path(model))
@@ -44,18 +53,36 @@ def evaluate(
         raise DatasetError(f"{data}: no labelled images (split={split!r}); evaluation needs labels")
     log(f"evaluating {meta.name} v{meta.version} ({loaded.backend}) on {len(items)} images from {data} split {split}")
     height, width = loaded.input_size
-    scores, resized = [], 0
+    # The worker's path first: maps from the serving call that gives the scores (one pass, same backend);
+    # older models only have the separate `defect_map` signature (a second pass, TensorFlow).
+    in_serving = localise and getattr(loaded, "has_map", False)
+    mapper = None if in_serving or not localise else try_load_defect_map(version)
+    tally = LocalisationTally(region_level, max_regions) if in_serving or mapper is not None else None
+    scores, resized, map_seconds = [], 0, 0.0
     started = time.monotonic()
     for start in range(0, len(items), batch_size):
-        batch = []
+        batch, masks = [], []
         for it in items[start : start + batch_size]:
             image = it.read()
+            mask = _mask(it, image.shape) if tally is not None and it.label == 1 else None
             if image.shape != (height, width):
                 resized += 1
                 image = fit_to_frame(image, (height, width))  # as training did: aspect kept, mirror-padded
+                mask = None if mask is None else np.where(fit_to_frame(mask, (height, width)) > 0, 255, 0).astype(np.uint8)
             batch.append(image)
-        scores.append(loaded.predict(np.stack(batch)[..., np.newaxis]))
-    seconds = time.monotonic() - started
+            masks.append(mask)
+        frames = np.stack(batch)[..., np.newaxis]
+        if in_serving:
+            batch_scores, maps = loaded.judge(frames)
+            scores.append(batch_scores)
+        else:
+            scores.append(loaded.predict(frames))
+        if tally is not None:
+            map_started = time.monotonic()
+            for k, defect_map in enumerate(maps if in_serving else mapper(frames)):
+                tally.add(defect_map, int(items[start + k].label), masks[k], (height, width))
+            map_seconds += time.monotonic() - map_started
+    seconds = time.monotonic() - started - map_seconds
     scores_arr = np.concatenate(scores)
     labels = np.array([it.label for it in items], np.int64)
     result = metrics.summary(labels, scores_arr, meta.threshold)
@@ -69,6 +96,15 @@ def evaluate(
             for it, s in zip(items, scores_arr) if (s >= meta.threshold) != bool(it.label)
         ],
     })
+    if tally is not None:
+        located = tally.summary(labels, scores_arr >= meta.threshold, [str(it.path) for it in items])
+        located["map_source"] = "serving signature (same pass as the score)" if in_serving else "defect_map signature (second pass)"
+        located["seconds_per_frame"] = map_seconds / len(items)  # regions and truth checks; plus the second pass, if any
+        result.update({"localization_hit_rate": located["hit_rate"], "pixel_roc_auc": located["pixel_roc_auc"],
+                       "pixel_ap": located["pixel_ap"], "localisation": located})
+    else:
+        result.update({"localization_hit_rate": None, "pixel_roc_auc": None, "pixel_ap": None,
+                       "localisation": {"note": "no defect map: the model has none" if localise else "not asked (--no-localisation)"}})
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
@@ -77,14 +113,26 @@ def evaluate(
     )
     from training.report import write_report
 
-    write_report(report_dir, result, labels, scores_arr, items)
+    write_report(report_dir, result, labels, scores_arr, items, tally)
     log(
         f"roc_auc {result['roc_auc']:.4f}  pr_auc {result['pr_auc']:.4f}  accuracy {result['accuracy']:.4f}  "
         f"recall {result['recall']:.4f}  precision {result['precision']:.4f}  fpr {result['false_positive_rate']:.4f}  "
         f"threshold {meta.threshold:.4f}  n={len(items)} ({int(labels.sum())} defective)  {1000 * seconds / len(items):.0f} ms/frame"
     )
+    if result["localization_hit_rate"] is not None:
+        loc = result["localisation"]
+        log(f"localisation: strongest region on the defect in {loc['hits']}/{loc['defective_with_mask']} masked defective frames "
+            f"(hit rate {loc['hit_rate']:.4f}; judged defect {loc['hit_rate_judged_defect']}); pixel ROC-AUC "
+            f"{loc['pixel_roc_auc']:.4f}  pixel AP {loc['pixel_ap']:.4f}  map {loc['map_size'][0]}x{loc['map_size'][1]}")
     log(f"report: {report_dir / 'report.html'}")
     return result
+
+
+def _mask(item, shape: tuple[int, int]) -> Optional[np.ndarray]:
+    """The frame's true defect mask at the image's size, or None when the data set has none for it."""
+    if item.mask_path is None and item.ellipse is None:
+        return None
+    return item.read_mask(shape)
 
 
 def _holdout_items(version: Path, items: list) -> list:

@@ -148,3 +148,38 @@ def _check(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if labels.shape != scores.shape:
         raise ValueError(f"{labels.shape[0]} labels but {scores.shape[0]} scores")
     return labels, scores
+
+
+def weighted_roc_auc(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> float:
+    """ROC-AUC when value v[i] stands for positives[i] defect and negatives[i] clear items (ties half).
+
+    Pixel-level scoring of a coarse map: each map cell is one value covering many frame pixels.
+    """
+    v, pos, neg = _grouped(values, positives, negatives)
+    n_pos, n_neg = pos.sum(), neg.sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    below = np.cumsum(neg) - neg  # clear items strictly below each value
+    return float(np.sum(pos * (below + 0.5 * neg)) / (n_pos * n_neg))
+
+
+def weighted_average_precision(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> float:
+    """Average precision (as `pr_auc`) of weighted values; nan without positives."""
+    v, pos, neg = _grouped(values, positives, negatives)
+    if pos.sum() == 0:
+        return float("nan")
+    tp, fp = np.cumsum(pos[::-1]), np.cumsum(neg[::-1])  # highest value first
+    recall = np.r_[0.0, tp / pos.sum()]
+    precision = tp / np.maximum(tp + fp, 1e-12)
+    return float(np.sum(np.diff(recall) * precision))
+
+
+def _grouped(values: np.ndarray, positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct values ascending, with their summed positive and negative weights."""
+    values = np.asarray(values, np.float64).reshape(-1)
+    positives = np.asarray(positives, np.float64).reshape(-1)
+    negatives = np.asarray(negatives, np.float64).reshape(-1)
+    if not values.shape == positives.shape == negatives.shape:
+        raise ValueError(f"{values.shape[0]} values but {positives.shape[0]} positive and {negatives.shape[0]} negative weights")
+    distinct, index = np.unique(values, return_inverse=True)
+    return distinct, np.bincount(index, positives, len(distinct)), np.bincount(index, negatives, len(distinct))

@@ -1,29 +1,47 @@
-"""The evaluation report: ROC and PR curves, score histograms, confusion matrix, and a gallery
-of misclassified frames, as PNGs plus one report.html that shows them.
+"""The evaluation report: ROC and PR curves, score histograms, confusion matrix, the
+localisation numbers, and galleries of overlays (frame + defect-map heat + regions + true mask):
+the misclassified frames, the defects whose strongest region missed the mask, and a sample of
+correctly found defects. Plots are PNG files beside report.html; overlays are embedded in it.
 
-matplotlib draws the plots; without it the report still holds the tables and the gallery.
+matplotlib draws the plots; without it the report still holds the tables and the galleries.
 """
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 
 from surface_images.datasets import LabeledImage
 from training import metrics
+from training.frames import fit_to_frame
+from training.localise import LocalisationTally
+from training.overlays import overlay, png_data_uri
 
 GALLERY_MAX = 24
+CORRECT_SAMPLE = 12
+LOCALISATION_ROWS = ("hit_rate", "defective_with_mask", "hits", "hit_rate_judged_defect", "judged_defect_with_mask",
+                     "strongest_box_frame_share_median", "pixel_roc_auc", "pixel_ap", "region_level", "max_regions", "map_size")
+LEGEND = ("green box: strongest region; yellow: other regions; red outline: true mask; heat: the model's defect map")
 
 
-def write_report(folder: Path, result: dict, labels: np.ndarray, scores: np.ndarray, items: Sequence[LabeledImage]) -> Path:
+def write_report(folder: Path, result: dict, labels: np.ndarray, scores: np.ndarray, items: Sequence[LabeledImage],
+                 tally: Optional[LocalisationTally] = None) -> Path:
     """Write the PNGs and report.html into `folder`; return the HTML path."""
     folder = Path(folder)
     plots = _plots(folder, result, labels, scores)
-    gallery = _gallery(folder, result, labels, scores, items)
+    judged = scores >= result["threshold"]
+    wrong = [i for i in range(len(items)) if judged[i] != bool(labels[i])]
+    wrong.sort(key=lambda i: -abs(scores[i] - result["threshold"]))
+    hits = tally.hits if tally is not None else [None] * len(items)
+    off_target = [i for i in range(len(items)) if hits[i] is False]
+    found = [i for i in range(len(items)) if labels[i] and judged[i] and hits[i] is not False]
+    sample = [found[k] for k in np.linspace(0, len(found) - 1, min(CORRECT_SAMPLE, len(found))).astype(int)] if found else []
+    gallery = _gallery(result, labels, scores, items, tally, wrong[:GALLERY_MAX])
+    missed_gallery = _gallery(result, labels, scores, items, tally, off_target[:GALLERY_MAX])
+    correct_gallery = _gallery(result, labels, scores, items, tally, sample)
     rows = "".join(
         f"<tr><th>{k}</th><td>{result[k]:.4f}</td></tr>" if isinstance(result[k], float) else f"<tr><th>{k}</th><td>{result[k]}</td></tr>"
         for k in ("roc_auc", "pr_auc", "accuracy", "recall", "precision", "false_positive_rate", "threshold", "n_images", "n_defective", "tp", "fp", "fn", "tn", "dagm_cost")
@@ -35,8 +53,14 @@ def write_report(folder: Path, result: dict, labels: np.ndarray, scores: np.ndar
 <p>Backend {model['backend']}; {1000 * result['seconds_per_frame']:.1f} ms per frame; recall and false-positive rate at the stored threshold.</p>
 <table>{rows}</table>
 {''.join(f'<img src="{p}" width="420">' for p in plots)}
-<h2>Misclassified frames ({len(result['misclassified'])}, first {GALLERY_MAX} shown; weak mask outlined in red)</h2>
+{_localisation_section(result)}
+<h2>Misclassified frames ({len(wrong)}, first {GALLERY_MAX} shown)</h2>
+<p>{LEGEND}.</p>
 {gallery or '<p>None.</p>'}
+<h2>Defects whose strongest region misses the true mask ({len(off_target)}, first {GALLERY_MAX} shown)</h2>
+{missed_gallery or '<p>None.</p>'}
+<h2>Correctly found defects (a sample of {len(sample)} of {len(found)})</h2>
+{correct_gallery or '<p>None.</p>'}
 </body></html>"""
     path = folder / "report.html"
     path.write_text(page)
@@ -92,22 +116,34 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def _gallery(folder: Path, result: dict, labels: np.ndarray, scores: np.ndarray, items: Sequence[LabeledImage]) -> str:
-    wrong = [i for i in range(len(items)) if (scores[i] >= result["threshold"]) != bool(labels[i])]
-    wrong.sort(key=lambda i: -abs(scores[i] - result["threshold"]))
-    if not wrong:
-        return ""
-    (folder / "misclassified").mkdir(exist_ok=True)
+def _localisation_section(result: dict) -> str:
+    """The localisation table, or one line saying why there is none."""
+    loc = result.get("localisation") or {}
+    if "hit_rate" not in loc:
+        return f"<h2>Localisation</h2><p>{html.escape(loc.get('note', 'not measured'))}.</p>"
+    cells = "".join(f"<tr><th>{k}</th><td>{loc[k]:.4f}</td></tr>" if isinstance(loc[k], float) else f"<tr><th>{k}</th><td>{loc[k]}</td></tr>"
+                    for k in LOCALISATION_ROWS)
+    return f"<h2>Localisation</h2><p>{html.escape(loc['definition'])}.</p><table>{cells}</table>"
+
+
+def _gallery(result: dict, labels: np.ndarray, scores: np.ndarray, items: Sequence[LabeledImage],
+             tally: Optional[LocalisationTally], chosen: Sequence[int]) -> str:
+    """Figures with embedded overlay PNGs of the chosen frames (at the model's input size, as the map saw them)."""
     figures = []
-    for i in wrong[:GALLERY_MAX]:
+    for i in chosen:
         image = items[i].read()
-        thumb = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         mask = items[i].read_mask(image.shape)
-        if mask.any():
-            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(thumb, contours, -1, (0, 0, 255), 2)
-        name = f"misclassified/{i:05d}_{Path(items[i].path).stem}.png"
-        cv2.imwrite(str(folder / name), cv2.resize(thumb, (256, 256 * image.shape[0] // image.shape[1]), interpolation=cv2.INTER_AREA))
-        kind = "missed defect" if labels[i] else "false alarm"
-        figures.append(f'<figure><img src="{name}" width="256"><figcaption>{html.escape(Path(items[i].path).name)}: {kind}, score {scores[i]:.3f}</figcaption></figure>')
+        if tally is not None and image.shape != tally.frame_shape:
+            image = fit_to_frame(image, tally.frame_shape)
+            mask = np.where(fit_to_frame(mask, tally.frame_shape) > 0, 255, 0).astype(np.uint8)
+        defect_map = tally.maps[i] if tally is not None else None
+        localisation = tally.localisations[i] if tally is not None else None
+        judged = scores[i] >= result["threshold"]
+        kind = {(1, True): "defect found", (1, False): "missed defect", (0, True): "false alarm", (0, False): "ok"}[(int(labels[i]), bool(judged))]
+        where = ""
+        if tally is not None and tally.hits[i] is not None:
+            where = "; strongest region on the defect" if tally.hits[i] else "; strongest region OFF the defect"
+        uri = png_data_uri(overlay(image, defect_map, localisation, mask))
+        figures.append(f'<figure><img src="{uri}" width="256"><figcaption>{html.escape(Path(items[i].path).name)}: {kind}, '
+                       f'score {scores[i]:.3f}{where}</figcaption></figure>')
     return "".join(figures)
