@@ -89,9 +89,10 @@ def _train(args: argparse.Namespace, log: Log) -> int:
     recipe = _recipe(args, args.name or Path(args.data).resolve().name, plan)
     if args.litert:
         from training.export import preflight
+        from training.model import defect_mapper
 
-        _, scorer = build_models(recipe.model, backbone)
-        seconds = preflight(scorer, plan.frame, plan.model_size, Path(args.out))
+        train_model, scorer = build_models(recipe.model, backbone)
+        seconds = preflight(scorer, plan.frame, plan.model_size, Path(args.out), mapper=defect_mapper(train_model))
         log(f"preflight: an untrained twin exports as SavedModel and converts to LiteRT ({seconds:.0f}s)")
     data = load_images(checked.items, plan.model_size, plan.frame, checked.images)
     log(f"prepared {len(data)} images at working size {plan.model_size[0]}x{plan.model_size[1]} in {time.monotonic() - started:.0f}s")

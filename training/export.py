@@ -1,7 +1,9 @@
 """Export a trained Keras scorer as a versioned model folder (line_contracts.model contract).
 
 The exported signature takes raw uint8 grayscale frames [N, H, W, 1] at the camera size and
-returns one float32 defect score per frame. Resizing to the network's working resolution and
+returns one float32 defect score per frame; a model with a defect map (segdec) also returns the
+map (MAP_OUTPUT_KEY) from the same forward pass, so the worker gets regions at no second
+inference, in the SavedModel and in its LiteRT twin alike. Resizing to the network's working resolution and
 all normalisation happen inside, so training and serving cannot disagree. The LiteRT twin is
 converted from the very SavedModel written here. The version is staged in a hidden folder,
 metadata.json is written last, and the folder is renamed into place, so a worker polling the
@@ -22,6 +24,7 @@ import numpy as np
 
 from line_contracts.model import (
     INPUT_KEY,
+    MAP_OUTPUT_KEY,
     METADATA_FILE,
     OUTPUT_KEY,
     SAVED_MODEL_DIR,
@@ -49,24 +52,35 @@ def next_version(base: Path) -> int:
 def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], mapper: Any = None) -> Any:
     """Wrap `scorer` (float 0..255 [N,h,w,1] -> [N] or [N,1]) in the uint8 serving signature.
 
-    With a `mapper` (pixels -> [N,h',w',1] defect map) the module also gets `locate`, saved as the
-    DEFECT_MAP_SIGNATURE: the cells that made the decision, also for image-level training.
+    With a `mapper` (pixels -> [N,h',w',1] defect map) `serve` returns the map as MAP_OUTPUT_KEY too,
+    and the module gets `locate`, saved as the DEFECT_MAP_SIGNATURE (map only, for training/localise.py):
+    the cells that made the decision, also for image-level training.
     """
     import tensorflow as tf
 
     height, width = input_size
+    joint = _joint_model(scorer, mapper)
 
     class DefectScorer(tf.Module):
         def __init__(self) -> None:
             super().__init__(name="defect_scorer")
             self.scorer = scorer
+            if joint is not None:
+                self.joint = joint
 
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.uint8, name=INPUT_KEY)])
         def serve(self, frames: Any) -> dict[str, Any]:
             # The same resize training prepared its images with (LiteRT builtins only).
             pixels = to_working_size(tf.cast(frames, tf.float32), tuple(model_size))
-            scores = self.scorer(pixels, training=False)
-            return {OUTPUT_KEY: tf.reshape(tf.cast(scores, tf.float32), [-1])}
+            if mapper is None:
+                scores = self.scorer(pixels, training=False)
+                return {OUTPUT_KEY: tf.reshape(tf.cast(scores, tf.float32), [-1])}
+            if joint is not None:
+                scores, cells = joint(pixels, training=False)
+            else:  # scorer and mapper are separate graphs: two passes, still one call for the worker
+                scores, cells = self.scorer(pixels, training=False), mapper(pixels, training=False)
+            return {OUTPUT_KEY: tf.reshape(tf.cast(scores, tf.float32), [-1]),
+                    MAP_OUTPUT_KEY: tf.clip_by_value(tf.cast(cells, tf.float32)[..., 0], 0.0, 1.0)}
 
     module = DefectScorer()
     if mapper is not None:
@@ -81,17 +95,36 @@ def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[i
     return module
 
 
-def preflight(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], workdir: Path) -> float:
-    """Export an untrained twin and convert it to LiteRT (seconds); ExportError naming the cause if a backend fails."""
+def _joint_model(scorer: Any, mapper: Any) -> Any:
+    """One Keras model giving [score, map] when scorer and mapper are heads of one graph, else None.
+
+    Calling the two models one after the other would run the shared backbone twice; the joint
+    model runs it once, which is what keeps regions cheap in the worker.
+    """
+    if mapper is None:
+        return None
+    try:
+        import tf_keras as keras
+
+        if len(scorer.inputs) != 1 or len(mapper.inputs) != 1 or scorer.inputs[0] is not mapper.inputs[0]:
+            return None
+        return keras.Model(scorer.inputs[0], [scorer.outputs[0], mapper.outputs[0]], name="score_and_map")
+    except (AttributeError, TypeError, ValueError):  # not functional Keras models: fall back to two calls
+        return None
+
+
+def preflight(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], workdir: Path,
+              mapper: Any = None) -> float:
+    """Export an untrained twin (with its map output) and convert it to LiteRT (seconds); ExportError naming the cause."""
     import tensorflow as tf
 
     started = time.monotonic()
     target = Path(workdir) / f".preflight-{os.getpid()}"
     shutil.rmtree(target, ignore_errors=True)
     try:
-        module = serving_module(scorer, tuple(input_size), tuple(model_size))
+        module = serving_module(scorer, tuple(input_size), tuple(model_size), mapper)
         tf.saved_model.save(module, str(target / SAVED_MODEL_DIR), signatures={SIGNATURE_NAME: module.serve.get_concrete_function()})
-        convert_to_litert(target / SAVED_MODEL_DIR)
+        convert_to_litert(target / SAVED_MODEL_DIR, with_map=mapper is not None)
     except ExportError:
         raise
     except Exception as exc:  # SavedModel tracing errors come in many types
@@ -148,7 +181,7 @@ def export_version(
         twin = False
         if litert:
             try:
-                (staging / TFLITE_FILE).write_bytes(convert_to_litert(staging / SAVED_MODEL_DIR))
+                (staging / TFLITE_FILE).write_bytes(convert_to_litert(staging / SAVED_MODEL_DIR, with_map=mapper is not None))
                 twin = True
             except ExportError as exc:
                 # The trained weights are in the SavedModel already: keep them, say so loudly.
@@ -165,7 +198,8 @@ def export_version(
             threshold_rule=threshold_rule,
             backbone=backbone,
             architecture={**(architecture or {}), "model_height": model_size[0], "model_width": model_size[1],
-                          "defect_map_signature": DEFECT_MAP_SIGNATURE if mapper is not None else None},
+                          "defect_map_signature": DEFECT_MAP_SIGNATURE if mapper is not None else None,
+                          "defect_map_output": mapper is not None},
             training_data=training_data or {},
             metrics=metrics or {},
             created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -183,15 +217,25 @@ def export_version(
     return final
 
 
-def convert_to_litert(saved_model_dir: Path) -> bytes:
-    """Convert the serving signature of a SavedModel to a LiteRT flatbuffer (float32 builtins)."""
+def convert_to_litert(saved_model_dir: Path, with_map: bool = False) -> bytes:
+    """Convert the serving signature of a SavedModel to a LiteRT flatbuffer (float32 builtins).
+
+    The twin must give what the SavedModel gives: its signature's outputs are checked (the map too, `with_map`).
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE_NAME])
     try:
-        return converter.convert()
+        flatbuffer = converter.convert()
     except Exception as exc:  # the converter raises many unrelated types
         raise ExportError(f"LiteRT conversion of {saved_model_dir} failed: {exc}") from exc
+    from ai_edge_litert.interpreter import Interpreter
+
+    outputs = Interpreter(model_content=flatbuffer).get_signature_runner(SIGNATURE_NAME).get_output_details()
+    expected = {OUTPUT_KEY, MAP_OUTPUT_KEY} if with_map else {OUTPUT_KEY}
+    if set(outputs) != expected:
+        raise ExportError(f"the LiteRT twin of {saved_model_dir} has outputs {sorted(outputs)}, expected {sorted(expected)}")
+    return flatbuffer
 
 
 def _jsonable(value: Any) -> Any:

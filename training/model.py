@@ -79,6 +79,17 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
     return train_model, scorer
 
 
+def defect_mapper(train_model: Any) -> Any:
+    """pixels -> defect map [N,h',w',1] in 0..1 of a segdec training model (same graph); None for other designs."""
+    import tf_keras as keras
+
+    try:
+        seg_map = train_model.get_layer("seg_map")
+    except ValueError:
+        return None
+    return keras.Model(train_model.input, seg_map.output, name="defect_map")
+
+
 def _standardize(pixels: Any) -> Any:
     """Map each frame to mean 128, standard deviation 40 (still on the 0..255 scale).
 

@@ -1,9 +1,11 @@
 """A tiny, untrained but meaningful model for tests: blob detector exported like the real one.
 
 Its score is a fixed centre-surround (difference of Gaussians) filter response: frames with a
-bright or dark spot, blob or thick scratch score high, plain textures low. It goes through the
-same `export_version` as the trained model, so tests exercise the real SavedModel, LiteRT and
-metadata path in seconds.
+bright or dark spot, blob or thick scratch score high, plain textures low. Its defect map is the
+same decision applied at every pixel, max-pooled to one cell per MAP_CELL x MAP_CELL pixels, so
+the map's top cell sits on the spot that made the score. It goes through the same
+`export_version` as the trained model, so tests exercise the real SavedModel, LiteRT (both
+outputs) and metadata path in seconds.
 """
 
 from __future__ import annotations
@@ -25,8 +27,16 @@ def _dog_kernel(size: int, inner: float, outer: float) -> np.ndarray:
     return (kernel / np.abs(kernel).sum()).astype(np.float32)
 
 
+MAP_CELL = 8  # frame pixels per defect-map cell, each way
+
+
 def tiny_scorer(seed: int = 0):
     """A tf_keras model: float 0..255 [N,h,w,1] -> [N,1] defect score from fixed DoG filters."""
+    return tiny_models(seed)[0]
+
+
+def tiny_models(seed: int = 0):
+    """(scorer, mapper) sharing one graph: scorer -> [N,1]; mapper -> [N,ceil(h/8),ceil(w/8),1] in 0..1."""
     import tf_keras as keras
 
     dog = _dog_kernel(9, 1.5, 4.0)
@@ -39,11 +49,16 @@ def tiny_scorer(seed: int = 0):
     centred = keras.layers.Rescaling(1.0 / 32.0, offset=-4.0)(pixels)
     response = keras.layers.Conv2D(3, 9, padding="valid", use_bias=False, name="dog")(centred)
     peak = keras.layers.GlobalMaxPooling2D()(keras.layers.ReLU()(response))
-    score = keras.layers.Dense(1, activation="sigmoid", name="decision")(peak)
+    decision = keras.layers.Dense(1, activation="sigmoid", name="decision")
+    score = decision(peak)
+    # The map: the decision at each pixel (the valid convolution lost 4 pixels a side: pad them back).
+    per_pixel = decision(keras.layers.ZeroPadding2D(4)(keras.layers.ReLU()(response)))
+    cells = keras.layers.MaxPooling2D(MAP_CELL, padding="same", name="defect_cells")(per_pixel)
     model = keras.Model(pixels, score, name="tiny_blob_detector")
+    mapper = keras.Model(pixels, cells, name="tiny_defect_map")
     model.get_layer("dog").set_weights([kernels])
-    model.get_layer("decision").set_weights([np.array([[12.0], [12.0], [1.0]], np.float32), np.array([-6.5], np.float32)])
-    return model
+    decision.set_weights([np.array([[12.0], [12.0], [1.0]], np.float32), np.array([-6.5], np.float32)])
+    return model, mapper
 
 
 def build_tiny_model(
@@ -55,8 +70,9 @@ def build_tiny_model(
     seed: int = 0,
 ) -> Path:
     """Export the tiny model (SavedModel + model.tflite + metadata.json) to base/<version>/."""
+    scorer, mapper = tiny_models(seed)
     return export_version(
-        tiny_scorer(seed),
+        scorer,
         Path(base),
         name=name,
         version=version,
@@ -66,4 +82,5 @@ def build_tiny_model(
         backbone="none: fixed difference-of-Gaussians filters",
         architecture={"design": "tiny-dog", "seed": seed},
         training_data={"images": 0, "note": "untrained; for tests and local smoke runs"},
+        mapper=mapper,
     )
