@@ -154,7 +154,7 @@ class LineRun:
         frame = self.pool[k]
         headers = FrameHeaders(camera_id=camera_id, line_id=line_id, frame_seq=seq, capture_time_ns=capture_ns,
                                encoding=self.pool.encoding, width=frame.width, height=frame.height,
-                               truth_label=frame.truth)
+                               truth_label=frame.truth, truth_box=frame.truth_box)
         if self._bad is not None and self._rng.random() < self.settings.corrupt_rate:
             kind, value, kafka_headers = self._bad.draw(headers)
             summary.corrupt_by_kind[kind] = summary.corrupt_by_kind.get(kind, 0) + 1

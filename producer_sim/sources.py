@@ -1,7 +1,9 @@
 """Where frames come from: synthetic textures or a folder of images, encoded once into a pool.
 
 The pool is built before the first frame is published, so the publish loop only hands bytes
-to the Kafka client and encoding can never limit the rate.
+to the Kafka client and encoding can never limit the rate. A defective frame whose true mask is
+known (every synthetic defect; a data set's masks) carries the mask's bounding box in frame
+pixels, sent as the `truth_box` header so `watch` can score the worker's regions live.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class PooledFrame:
     height: int
     truth: Optional[TruthLabel]
     origin: str  # synthetic index or file path, for logs and tests
+    truth_box: Optional[str] = None  # 'x,y,width,height' of the true defect mask, frame pixels (FrameHeaders.truth_box)
 
 
 @dataclass(frozen=True)
@@ -73,13 +76,27 @@ def _fit(image: np.ndarray, size: Optional[tuple[int, int]]) -> np.ndarray:
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
+def box_of(mask: Optional[np.ndarray]) -> Optional[str]:
+    """'x,y,width,height' of the mask's non-zero pixels (the truth_box header), or None for no/empty mask."""
+    if mask is None:
+        return None
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return f"{xs.min()},{ys.min()},{xs.max() - xs.min() + 1},{ys.max() - ys.min() + 1}"
+
+
 def _size(settings: SimSettings) -> Optional[tuple[int, int]]:
     if settings.frame_width is None:
         return None
     return settings.frame_height, settings.frame_width
 
 
-def _synthetic_images(settings: SimSettings) -> tuple[list[tuple[np.ndarray, Optional[int], str]], str]:
+# (image, label or None, origin, true mask or None) per pooled frame
+Pooled = tuple[np.ndarray, Optional[int], str, Optional[np.ndarray]]
+
+
+def _synthetic_images(settings: SimSettings) -> tuple[list[Pooled], str]:
     from surface_images.synthetic import SyntheticFrames
 
     rate = SYNTHETIC_DEFECT_RATE if settings.defect_rate is None else settings.defect_rate
@@ -87,7 +104,7 @@ def _synthetic_images(settings: SimSettings) -> tuple[list[tuple[np.ndarray, Opt
     gen = SyntheticFrames(seed=settings.seed, size=size, defect_rate=rate,
                           defect_scale=settings.defect_scale)
     samples = (gen.sample(i) for i in range(settings.pool_size))
-    images = [(s.image, s.label, f"synthetic#{i}") for i, s in enumerate(samples)]
+    images = [(s.image, s.label, f"synthetic#{i}", s.mask if s.label else None) for i, s in enumerate(samples)]
     return images, f"synthetic {size[1]}x{size[0]} defect_rate={rate} seed={settings.seed}"
 
 
@@ -114,7 +131,7 @@ def _pick(items: list, settings: SimSettings) -> list:
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
-def _folder_images(settings: SimSettings) -> tuple[list[tuple[np.ndarray, Optional[int], str]], str]:
+def _folder_images(settings: SimSettings) -> tuple[list[Pooled], str]:
     from surface_images.datasets import DatasetError, discover
 
     root = Path(settings.source_dir)
@@ -131,10 +148,12 @@ def _folder_images(settings: SimSettings) -> tuple[list[tuple[np.ndarray, Option
     images = []
     for it in chosen:
         try:
-            images.append((it.read(), it.label, str(it.path)))
+            image = it.read()
+            has_mask = it.label == 1 and (it.mask_path is not None or it.ellipse is not None)
+            images.append((image, it.label, str(it.path), it.read_mask(image.shape) if has_mask else None))
         except DatasetError as exc:
             raise SourceError(f"image source {root}: {exc}") from None
-    labelled = sum(1 for _, label, _ in images if label is not None)
+    labelled = sum(1 for _, label, _, _ in images if label is not None)
     return images, f"folder {root} ({len(items)} images, {labelled} of {len(images)} pooled carry a label)"
 
 
@@ -147,12 +166,13 @@ def build_pool(settings: SimSettings) -> FramePool:
     size = _size(settings)
     frames = []
     good_png = b""
-    for image, label, origin in images:
+    for image, label, origin, mask in images:
         image = _fit(image, size)
+        truth_box = box_of(None if mask is None else _fit(mask, size))  # resized with the frame
         if image.ndim != 2 or image.dtype != np.uint8:
             raise SourceError(f"{origin}: expected an 8-bit grayscale image, got shape {image.shape} {image.dtype}")
         value = encode(image, settings.encoding, settings.jpeg_quality, settings.png_compression)
         if not good_png:
             good_png = value if settings.encoding is Encoding.PNG else encode(image, Encoding.PNG)
-        frames.append(PooledFrame(value, image.shape[1], image.shape[0], _truth(label), origin))
+        frames.append(PooledFrame(value, image.shape[1], image.shape[0], _truth(label), origin, truth_box))
     return FramePool(frames, settings.encoding, good_png, description)

@@ -95,3 +95,35 @@ class RateCounter:
         """Counts and defect rate."""
         return {"results": self.results, "defects": self.defects,
                 "defect_rate": _ratio(self.defects, self.results)}
+
+
+@dataclass
+class LocalisationScore:
+    """Live localisation: of the frames judged defect that truly are and carry a truth box, how many
+    have a strongest region (the event's first) overlapping that box.
+
+    It can only cover frames the worker judged defect (it sends regions for those alone), so it
+    matches `evaluate`'s `hit_rate_judged_defect`; and the truth is the mask's bounding box, a
+    little looser than `evaluate`'s mask pixels.
+    """
+
+    judged: int = 0          # defect verdict, true defect, truth box sent
+    without_regions: int = 0  # of those: the event has no regions (a model without a defect map)
+    hits: int = 0
+
+    def add(self, has_regions: bool, hit: bool) -> None:
+        """Count one such frame."""
+        self.judged += 1
+        if not has_regions:
+            self.without_regions += 1
+        elif hit:
+            self.hits += 1
+
+    def hit_rate(self) -> Optional[float]:
+        """Hits over the judged frames that carry regions (None before any)."""
+        return _ratio(self.hits, self.judged - self.without_regions)
+
+    def to_dict(self) -> dict:
+        """The `localisation` block of the watch summary."""
+        return {"frames_with_truth_box": self.judged, "with_regions": self.judged - self.without_regions,
+                "hits": self.hits, "hit_rate": self.hit_rate()}

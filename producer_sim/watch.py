@@ -133,6 +133,9 @@ class Watcher:
             if truth["frames_with_truth"]:
                 parts.append(f"precision {_pct(truth['precision'])} recall {_pct(truth['recall'])} "
                              f"accuracy {_pct(truth['accuracy'])}")
+            loc = s["localisation"]
+            if loc["with_regions"]:
+                parts.append(f"located {_pct(loc['hit_rate'])}")
             self.status_to.write(" | ".join(parts) + "\n")
             self.status_to.flush()
         return now, st.results
@@ -159,6 +162,12 @@ def format_watch_summary(s: dict) -> str:
         lines.append(f"vs truth ({t['frames_with_truth']} frames): precision {_pct(t['precision'])} recall "
                      f"{_pct(t['recall'])} accuracy {_pct(t['accuracy'])} (tp {t['tp']} fp {t['fp']} "
                      f"tn {t['tn']} fn {t['fn']})")
+    loc = s["localisation"]
+    if loc["frames_with_truth_box"]:
+        lines.append(f"localisation ({loc['frames_with_truth_box']} true defects judged defect, with a truth box): "
+                     f"strongest region on the truth box {loc['hits']}/{loc['with_regions']} = {_pct(loc['hit_rate'])}"
+                     + (f"; {loc['frames_with_truth_box'] - loc['with_regions']} events without regions"
+                        if loc["with_regions"] < loc["frames_with_truth_box"] else ""))
     lines.append(f"dead letters {s['dead_letters']}" + "".join(
         f", {reason}={n}" for reason, n in s["dead_letters_by_reason"].items()))
     if s["until"] is not None and not s["until_reached"]:

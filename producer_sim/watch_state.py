@@ -6,6 +6,9 @@ Two latencies per result event, both capture-to-something in milliseconds:
 - `capture_to_receive_ms`: this watcher's wall clock when the record arrived minus the frame's
   capture_time_ns; it includes the results topic and the consumer, so it is what a downstream
   system sees (meaningful only when replaying live, not with --from-beginning on old data).
+
+Localisation (`LocalisationScore`): a defect event on a frame the simulator marked defective with
+a `truth_box` scores a hit when its strongest region's box overlaps that box.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pydantic import ValidationError
 
 from line_contracts.events import DeadLetterRecord, DefectEvent, Verdict
 from line_contracts.frame import TruthLabel
-from producer_sim.stats import Confusion, RateCounter, latency_summary
+from producer_sim.stats import Confusion, LocalisationScore, RateCounter, latency_summary
 
 
 class WatchState:
@@ -33,6 +36,7 @@ class WatchState:
         self.capture_to_publish_ms: list[float] = []
         self.capture_to_receive_ms: list[float] = []
         self.confusion = Confusion()
+        self.localisation = LocalisationScore()
         self.dead_letters: Counter[str] = Counter()
         self.models: Counter[str] = Counter()
         self._seen: set[str] = set()
@@ -63,6 +67,9 @@ class WatchState:
         self.capture_to_receive_ms.append((receive_ns - frame.capture_time_ns) / 1e6)
         if frame.truth_label is not None:
             self.confusion.add(is_defect, frame.truth_label is TruthLabel.DEFECT)
+        if is_defect and frame.truth_label is TruthLabel.DEFECT and frame.truth_box is not None:
+            regions = event.localisation.regions if event.localisation is not None else []
+            self.localisation.add(bool(regions), bool(regions) and regions[0].box.overlaps(frame.truth_box))
         self.models[f"{event.model.name}:{event.model.version}:{event.model.backend}"] += 1
         return event
 
@@ -97,6 +104,7 @@ class WatchState:
                 "capture_to_receive": latency_summary(self.capture_to_receive_ms),
             },
             "truth": self.confusion.to_dict(),
+            "localisation": self.localisation.to_dict(),
             "dead_letters": sum(self.dead_letters.values()),
             "dead_letters_by_reason": dict(sorted(self.dead_letters.items())),
             "frames_accounted": self.frames_accounted,

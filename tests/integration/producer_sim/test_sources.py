@@ -14,7 +14,7 @@ from line_contracts.frame import Encoding, FrameHeaders, TruthLabel
 from producer_sim.commands import open_producer
 from producer_sim.run import LineRun
 from producer_sim.settings import SimSettings
-from producer_sim.sources import SourceError, build_pool
+from producer_sim.sources import SourceError, box_of, build_pool
 from surface_images.synthetic import SyntheticFrames
 
 
@@ -123,7 +123,7 @@ def test_broken_dagm_label_file_is_a_clear_error(tmp_path):
     assert str(labels_txt) in str(err.value)
 
 
-def test_dagm_labels_carried_through_kafka(tmp_path, kafka_bootstrap, new_topic):
+def test_dagm_labels_and_truth_boxes_carried_through_kafka(tmp_path, kafka_bootstrap, new_topic):
     labels = make_fake_dagm(tmp_path, count=10)
     topic = new_topic(partitions=1)
     settings = SimSettings(kafka_bootstrap_servers=kafka_bootstrap, frames_topic=topic, source_dir=tmp_path,
@@ -147,6 +147,9 @@ def test_dagm_labels_carried_through_kafka(tmp_path, kafka_bootstrap, new_topic)
         headers = FrameHeaders.from_kafka(record.headers)
         index = int(_decode(record.value, headers.encoding, headers.width, headers.height)[0, 0])
         assert headers.truth_label == (TruthLabel.DEFECT if labels[index] else TruthLabel.OK)
+        # a defect's truth box is its mask's bounding box (the worker copies it into the event for `watch`)
+        mask = cv2.imread(str(tmp_path / "Class8" / "Train" / "Label" / f"{1000 + index}_label.PNG"), cv2.IMREAD_GRAYSCALE)
+        assert headers.truth_box == (box_of(mask) if labels[index] else None)
     # 20 frames cycle the 10-image pool twice: every image went out exactly twice.
     counts = np.bincount([int(_decode(r.value, Encoding.PNG, 64, 64)[0, 0]) for r in records], minlength=10)
     assert counts.tolist() == [2] * 10

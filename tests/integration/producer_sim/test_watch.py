@@ -114,3 +114,31 @@ def test_read_committed_hides_aborted_results(kafka_bootstrap, topics):
     assert s["read_committed"] and s["results"] == 3 and s["defects"] == 0
     code, s, err = _watch(kafka_bootstrap, results, dlq, "--from-beginning", "--until", "5", "--duration", "20")
     assert code == 0 and s["results"] == 5 and s["defects"] == 2  # read_uncommitted sees the aborted ones too
+
+
+def test_watch_reports_the_live_localisation_hit_rate(kafka_bootstrap, topics):
+    """Schema-2 events through the broker: the strongest region against the simulator's truth box."""
+    from line_contracts.events import Box, DefectRegion, Localisation
+
+    results, dlq = topics
+    truth = Box(x=200, y=120, width=60, height=30)
+
+    def located(i: int, strongest: Box | None, verdict: str = "defect", truth_label: str = "defect") -> bytes:
+        event = make_event(i, verdict, truth_label)
+        update = {"frame": event.frame.model_copy(update={"truth_box": truth})}
+        if strongest is not None:
+            region = DefectRegion(box=strongest, peak=0.9, area_px=strongest.width * strongest.height)
+            update["localisation"] = Localisation(map_height=64, map_width=64, regions=[region])
+        return event.model_copy(update=update).to_json_bytes()
+
+    on, off = Box(x=240, y=136, width=32, height=32), Box(x=0, y=0, width=32, height=32)
+    values = [located(i, on) for i in range(9)] + [located(9, off), located(10, None),
+                                                   located(11, off, verdict="ok")]  # a missed defect: not scored
+    _publish(kafka_bootstrap, results, values + [values[0]])  # and one redelivery, counted once
+    code, s, err = _watch(kafka_bootstrap, results, dlq, "--from-beginning", "--until", "12", "--duration", "30")
+    assert code == 0, err
+    assert s["localisation"] == {"frames_with_truth_box": 11, "with_regions": 10, "hits": 9, "hit_rate": 0.9}
+    proc = subprocess.run(SIM + ["--bootstrap-servers", kafka_bootstrap, "--results-topic", results, "--dead-letter-topic",
+                                 dlq, "--from-beginning", "--until", "12", "--duration", "30"],
+                          capture_output=True, text=True, timeout=60)
+    assert "strongest region on the truth box 9/10 = 90.0%" in proc.stdout + proc.stderr, proc.stdout + proc.stderr

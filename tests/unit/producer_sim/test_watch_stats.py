@@ -85,3 +85,51 @@ def test_watch_state_on_a_known_stream():
     assert sum(c["results"] for c in s["by_camera"].values()) == 11
     # line-2-cam-2 judged frames 1 (defect) and 7 (ok)
     assert s["by_camera"]["line-2-cam-2"] == {"results": 2, "defects": 1, "defect_rate": 0.5}
+
+
+def located_event(i: int, verdict: str, truth: str | None, truth_box=None, strongest=None, second=None):
+    """A schema-2 event: the frame's truth box and the worker's regions (strongest first), boxes as (x, y, w, h)."""
+    from line_contracts.events import Box, DefectRegion, Localisation
+
+    def box(xywh):
+        return None if xywh is None else Box(x=xywh[0], y=xywh[1], width=xywh[2], height=xywh[3])
+
+    event = make_event(i, verdict, truth)
+    update = {"frame": event.frame.model_copy(update={"truth_box": box(truth_box)})}
+    if strongest is not None:
+        regions = [DefectRegion(box=box(b), peak=peak, area_px=b[2] * b[3])
+                   for b, peak in ((strongest, 0.9), (second, 0.6)) if b is not None]
+        update["localisation"] = Localisation(map_height=16, map_width=16, regions=regions)
+    return event.model_copy(update=update)
+
+
+def test_watch_state_scores_the_strongest_region_against_the_truth_box():
+    state = WatchState()
+    truth = (100, 100, 40, 20)
+    stream = [
+        located_event(0, "defect", "defect", truth, strongest=(120, 110, 32, 32)),                 # hit
+        located_event(1, "defect", "defect", truth, strongest=(0, 0, 32, 32), second=(100, 100, 8, 8)),  # only the 2nd: miss
+        located_event(2, "defect", "defect", truth, strongest=(139, 119, 5, 5)),                   # corner pixel: hit
+        located_event(3, "defect", "defect", truth, strongest=(140, 100, 5, 5)),                   # just right of it: miss
+        located_event(4, "defect", "defect", truth),                                               # no regions (no map)
+        located_event(5, "defect", "ok", None, strongest=(0, 0, 8, 8)),                            # false alarm: not scored
+        located_event(6, "ok", "defect", truth),                                                   # missed defect: not scored
+        located_event(7, "defect", "defect", None, strongest=(0, 0, 8, 8)),                        # no truth box: not scored
+    ]
+    for event in stream:
+        assert state.add_result(event.to_json_bytes(), 0) is not None
+    loc = state.summary(1.0)["localisation"]
+    assert loc == {"frames_with_truth_box": 5, "with_regions": 4, "hits": 2, "hit_rate": 0.5}
+    assert WatchState().summary(1.0)["localisation"]["hit_rate"] is None
+
+
+def test_watch_summary_text_names_the_localisation_hit_rate():
+    from producer_sim.watch import format_watch_summary
+
+    state = WatchState()
+    state.add_result(located_event(0, "defect", "defect", (10, 10, 5, 5), strongest=(8, 8, 8, 8)).to_json_bytes(), 0)
+    state.add_result(located_event(1, "defect", "defect", (10, 10, 5, 5)).to_json_bytes(), 0)
+    s = state.summary(1.0)
+    s.update(until=None, until_reached=None)
+    text = format_watch_summary(s)
+    assert "strongest region on the truth box 1/1 = 100.0%" in text and "1 events without regions" in text
