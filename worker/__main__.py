@@ -36,28 +36,33 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from worker.logs import configure_logging
     configure_logging(settings.log_level, settings.log_format)
-    from worker.app import Worker  # after logging: imports kafka and the model loader
-    worker = Worker(settings)
-    _install_signals(worker)
+    if settings.processes > 1:
+        from worker.fleet import Fleet  # the children are `python -m worker` with WORKER_PROCESSES=1
+        runner = Fleet(settings)
+        # The children have the grace period; the supervisor waits for them a little longer.
+        _install_signals(runner, settings.shutdown_grace_s + 10.0)
+    else:
+        from worker.app import Worker  # after logging: imports kafka and the model loader
+        runner = Worker(settings)
+        _install_signals(runner, settings.shutdown_grace_s)
     try:
-        return worker.run()
+        return runner.run()
     except Exception as exc:
         log.exception("worker failed: %s", exc)
         return 1
 
 
-def _install_signals(worker) -> None:
+def _install_signals(worker, grace_s: float) -> None:
     seen = {"count": 0}
 
     def handle(signum, _frame):
         seen["count"] += 1
         if seen["count"] > 1:
             os._exit(128 + signum)  # second signal: the operator wants it gone now
-        log.info("%s received: finishing in-flight frames (grace %.0fs)", signal.Signals(signum).name,
-                 worker.settings.shutdown_grace_s)
+        log.info("%s received: finishing in-flight frames (grace %.0fs)", signal.Signals(signum).name, grace_s)
         worker.request_stop()
         # Last resort if the graceful path hangs (a broker that never answers, say).
-        timer = threading.Timer(worker.settings.shutdown_grace_s, os._exit, args=(1,))
+        timer = threading.Timer(grace_s, os._exit, args=(1,))
         timer.daemon = True
         timer.start()
 

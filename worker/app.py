@@ -51,7 +51,7 @@ class Worker:
     def run(self) -> int:
         """Serve until stopped; returns the process exit code."""
         s = self.settings
-        self.http = MetricsServer(s.metrics_host, s.metrics_port, self.metrics, self.health)
+        self.http = MetricsServer.for_worker(s.metrics_host, s.metrics_port, self.metrics, self.health)
         self.http.start()
         log.info("metrics and health on http://%s:%d (/metrics /healthz /readyz)", s.metrics_host, self.http.port)
         try:

@@ -1,16 +1,20 @@
 """One small HTTP server for /metrics, /healthz (loops make progress) and /readyz (can judge frames).
 
-What the health endpoints say is decided by worker.health.Health; this module only serves it."""
+What the endpoints say is decided by the callables it is given (worker.health.Health and the
+metrics registry for one worker, worker.fleet for a pod of several); this module only serves it."""
 
 from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from worker.health import Health
 from worker.metrics import WorkerMetrics
+
+Probe = Callable[[], tuple[bool, str]]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -19,10 +23,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self.server.health.ready()  # refresh the inspection_ready gauge on every scrape
-            self._send(200, generate_latest(self.server.metrics.registry), CONTENT_TYPE_LATEST)
+            self._send(200, self.server.metrics_text(), CONTENT_TYPE_LATEST)
         elif path in ("/healthz", "/readyz"):
-            ok, text = self.server.health.live() if path == "/healthz" else self.server.health.ready()
+            ok, text = self.server.live() if path == "/healthz" else self.server.ready()
             self._send(200 if ok else 503, (text + "\n").encode(), "text/plain; charset=utf-8")
         else:
             self._send(404, b"try /metrics, /healthz or /readyz\n", "text/plain; charset=utf-8")
@@ -43,11 +46,22 @@ class MetricsServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, metrics: WorkerMetrics, health: Health):
+    def __init__(self, host: str, port: int, metrics_text: Callable[[], bytes], live: Probe, ready: Probe):
         super().__init__((host, port), _Handler)
-        self.metrics = metrics
-        self.health = health
+        self.metrics_text = metrics_text
+        self.live = live
+        self.ready = ready
         self._thread = threading.Thread(target=self.serve_forever, name="metrics-http", daemon=True)
+
+    @classmethod
+    def for_worker(cls, host: str, port: int, metrics: WorkerMetrics, health: Health) -> "MetricsServer":
+        """The server of one worker process: its registry and its Health."""
+
+        def metrics_text() -> bytes:
+            health.ready()  # refresh the inspection_ready gauge on every scrape
+            return generate_latest(metrics.registry)
+
+        return cls(host, port, metrics_text, health.live, health.ready)
 
     @property
     def port(self) -> int:
