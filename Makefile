@@ -22,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup kafka-jars kafka-start kafka-stop kafka-status kafka-topics kafka-logs tools \
         test test-all demo bench bench-gpu chaos schemas clean distclean \
-        demo-model train-dagm train-images evaluate perf-worker bench-pacing dashboards lock cluster-build test-cluster
+        evidence-server evidence-start evidence-stop demo-model train-dagm train-images evaluate perf-worker bench-pacing dashboards lock cluster-build test-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -55,25 +55,34 @@ kafka-topics: setup ## create the line's topics on the local broker (PARTITIONS)
 kafka-logs: ## tail of the local broker's log
 	@$(PYTHON) -m line_harness.kafka logs
 
+evidence-server: ## build the local S3 object store for evidence (SeaweedFS, Go; cached in ~/.cache/line-inspection)
+	@bash deploy/evidence/build.sh >/dev/null
+
+evidence-start: setup evidence-server ## start the local evidence store in the background (S3 on LOCAL_S3_PORT, default 8333)
+	$(PY) -m line_harness.evidence_store start
+
+evidence-stop: ## stop the local evidence store
+	@$(PYTHON) -m line_harness.evidence_store stop
+
 tools: ## helm (built with Go into tools/bin) and promtool/prometheus (apt) when missing
 	bash deploy/tools/install.sh
 
-test: setup kafka-jars tools ## set up, then run the default test suite (real broker, helm, promtool)
+test: setup kafka-jars tools evidence-server ## set up, then run the default test suite (real broker, helm, promtool)
 	timeout -s INT -k 60 $(TEST_WALL_TIMEOUT) $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: setup kafka-jars tools cluster-build ## the whole suite, slow tests included (the local cluster ones too)
+test-all: setup kafka-jars tools evidence-server cluster-build ## the whole suite, slow tests included (the local cluster ones too)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-demo: setup kafka-jars ## set up, then run the local demo line (broker, model, worker, simulator, numbers)
+demo: setup kafka-jars evidence-server ## set up, then run the local demo line (broker, model, worker, simulator, numbers)
 	bash deploy/demo.sh
 
-bench: setup kafka-jars ## performance benchmark (docs/performance.md)
+bench: setup kafka-jars evidence-server ## performance benchmark (docs/performance.md)
 	bash deploy/bench.sh
 
 bench-gpu: ## GPU numbers in one command (<= 8 min measuring): model alone, worker end to end; DRY=1: on CPU, tiny
 	BENCH_GPU_DRY=$(if $(filter 1 yes true,$(DRY)),1,0) bash deploy/bench-gpu.sh
 
-chaos: setup kafka-jars ## fault suite (docs/reliability.md)
+chaos: setup kafka-jars evidence-server ## fault suite (docs/reliability.md)
 	bash deploy/chaos.sh
 
 schemas: setup ## regenerate docs/schemas/*.json from line_contracts
@@ -118,6 +127,7 @@ test-cluster: setup tools cluster-build ## install every ci/ values file on a lo
 
 clean: ## stop the local broker, remove run/ (broker data, logs, demo output) and caches
 	-@$(PYTHON) -m line_harness.kafka stop
+	-@$(PYTHON) -m line_harness.evidence_store stop
 	rm -rf run build .pytest_cache
 
 distclean: clean ## also remove .venv, the Kafka jars and tools/

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from line_harness.evidence_store.server import LocalObjectStore
 from line_harness.kafka.broker import LocalKafka, fetch_jars
 from line_harness.kafka.topics import TopicSpec, create_topics
 from line_harness.paths import REPO
@@ -22,13 +23,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 EXTERNAL_BROKER_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 TEST_RUN_DIRS = REPO / "run" / "pytest-kafka"
+EVIDENCE_RUN_DIRS = REPO / "run" / "pytest-evidence"
 BROKER_KEY = pytest.StashKey[LocalKafka]()
 BROKER_READY_KEY = pytest.StashKey[str]()
 
 
-def _remove_dead_run_dirs() -> None:
-    """Run dirs of earlier test runs whose pytest process is gone (their brokers died with it)."""
-    for path in TEST_RUN_DIRS.glob("*"):
+def _remove_dead_run_dirs(parent: Path = TEST_RUN_DIRS) -> None:
+    """Run dirs of earlier test runs whose pytest process is gone (their servers died with it)."""
+    for path in parent.glob("*"):
         if path.name.isdigit() and not Path(f"/proc/{path.name}").exists():
             shutil.rmtree(path, ignore_errors=True)
 
@@ -93,6 +95,38 @@ def new_topic(kafka_client_kwargs):
                 admin.close()
         except Exception:
             pass
+
+
+@pytest.fixture(scope="session")
+def evidence_store():
+    """A real S3 object store (SeaweedFS) for the run: .endpoint, .bucket, .access_key, .secret_key, .client(),
+    .client_env("WORKER_"). Shared: a test that stops its store uses `new_evidence_store` instead."""
+    _remove_dead_run_dirs(EVIDENCE_RUN_DIRS)
+    run_dir = EVIDENCE_RUN_DIRS / str(os.getpid()) / "session"
+    store = LocalObjectStore(run_dir, die_with_parent=True)
+    try:
+        store.start(timeout_s=120)
+        yield store
+    finally:
+        store.stop(timeout_s=5)  # its graceful stop takes ~15 s; nothing in it needs keeping
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def new_evidence_store():
+    """Factory: new_evidence_store() starts a store of this test's own (free to stop and start), removed after."""
+    stores: list[LocalObjectStore] = []
+
+    def make() -> LocalObjectStore:
+        store = LocalObjectStore(EVIDENCE_RUN_DIRS / str(os.getpid()) / uuid.uuid4().hex[:10], die_with_parent=True)
+        stores.append(store)
+        store.start(timeout_s=120)
+        return store
+
+    yield make
+    for store in stores:
+        store.stop(timeout_s=5)
+        shutil.rmtree(store.run_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -156,7 +156,8 @@ def third_party_imports(package: str) -> set[str]:
 PROVIDES = {"kafka-python": "kafka", "opencv-python-headless": "cv2", "numpy": "numpy", "pydantic": "pydantic",
             "pydantic-settings": "pydantic_settings", "prometheus-client": "prometheus_client",
             "ai-edge-litert": "ai_edge_litert", "tensorflow": "tensorflow", "tf-keras": "tf_keras",
-            "tensorflow-hub": "tensorflow_hub", "matplotlib": "matplotlib"}
+            "tensorflow-hub": "tensorflow_hub", "matplotlib": "matplotlib", "boto3": "boto3",
+            "botocore": "botocore"}
 
 
 def extra_modules(extra: str) -> set[str]:
