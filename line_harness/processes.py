@@ -61,16 +61,47 @@ def free_port(preferred: Optional[int] = None) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (from /proc/<pid>/stat)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+    """User + system CPU seconds a process and its live descendants have used (from /proc/<pid>/stat).
+
+    Descendants count because a worker with WORKER_PROCESSES > 1 is a supervisor whose children do the work."""
+    return sum(_stat(p)[1] for p in _tree(pid))
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident set size of a process in bytes (from /proc/<pid>/statm)."""
-    with open(f"/proc/{pid}/statm") as f:
-        return int(f.read().split()[1]) * _PAGE_BYTES
+    """Resident set size of a process and its live descendants in bytes (from /proc/<pid>/statm)."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * _PAGE_BYTES
+        except (FileNotFoundError, ProcessLookupError):
+            if p == pid:
+                raise
+    return total
+
+
+def _stat(pid: int) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) of one process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its live descendants."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pid:
+            try:
+                parents.setdefault(_stat(int(entry))[0], []).append(int(entry))
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                continue  # ended while we looked
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(parents.get(current, ()))
+    return out
 
 
 class Child:

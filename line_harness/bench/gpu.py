@@ -124,7 +124,10 @@ def worker_end_to_end(out: Path, model: Path, frames: int, dry: bool, skip_pipel
               f"full batch {w['full_batch_inference_ms_p50']:.1f} ms, ready in {w['ready_s']:.1f} s, CPU "
               f"{w['cpu_cores'] or 0:.2f} cores", flush=True)
         if not skip_pipeline:
-            result["pipeline"] = pipeline_ceiling(env, 60 if dry else 1500, ["png"], os.cpu_count() or 2)
+            # Decode threads: one per core (decode-only and each worker process); then one process per 4 cores.
+            cores = os.cpu_count() or 2
+            result["pipeline"] = pipeline_ceiling(env, 60 if dry else 1500, ["png"], cores,
+                                                  (1, 2) if dry else (1, max(2, cores // 4)))
     return result
 
 

@@ -9,6 +9,8 @@ worker's own decode_frame on as many threads as the worker's decode pool; `worke
 `python -m worker` with WORKER_MODEL_BACKEND=null (score 0, no model run) moving the same frames
 from Kafka through decode to published results. worker / decode-only is the share of the decode
 work the Python process around the model can deliver: what one process can feed a GPU with.
+`--processes 1,2` (default) runs the worker once per count, as that many consumer processes in one pod
+(worker/fleet.py), against the same decode-only number.
 Writes <out>/pipeline-ceiling.json and prints a table.
 """
 
@@ -79,54 +81,72 @@ def decode_only(records: list[tuple], threads: int, size: tuple[int, int] = (512
             "cpu_cores": cpu / wall, "frames_per_cpu_s": len(records) / cpu if cpu else None}
 
 
-def measure_encoding(env, encoding: str, frames: int, decode_threads: int, null_model: Path, **settings) -> dict:
-    """Pre-load one encoding, then decode-only and the null-model worker on the same records."""
-    from line_harness.bench import stages
+def _preload(env, encoding: str, frames: int, tag: str) -> tuple[dict, dict]:
+    """Fresh topics holding `frames` frames of `encoding` (the same frames every time: seed 3)."""
     from line_harness.kafka.topics import run_topics
     from line_harness.simulator import run_sim, sim_run_args
-    topics = run_topics(env.client_kwargs, 6, f"pipe-{encoding}")
+    topics = run_topics(env.client_kwargs, 6, f"pipe-{encoding}{tag}")
     sim = run_sim(env.kafka_env, sim_run_args(topics["frames"], frames=frames, cameras=env.cameras, seed=3,
                                               extra=("--encoding", encoding)))
+    return topics, sim
+
+
+def measure_encoding(env, encoding: str, frames: int, decode_threads: int, null_model: Path,
+                     processes: tuple[int, ...] = (1,), **settings) -> list[dict]:
+    """Pre-load one encoding, then decode-only and the null-model worker (per process count) on the same frames."""
+    from line_harness.bench import stages
+    topics, sim = _preload(env, encoding, frames, "")
     records = read_records(env.client_kwargs, topics["frames"], frames)
     mean_bytes = sum(len(r[0]) for r in records) / len(records)
     decode = decode_only(records, decode_threads)
     del records
     worker_env = stages.Env(env.kafka_env, env.client_kwargs, null_model, env.out_dir, env.cameras)
-    worker = stages.run_worker_backlog(worker_env, topics, frames, f"pipeline-{encoding}", model_backend="null",
-                                       decode_threads=decode_threads, **settings)
-    worker_per_cpu = worker["frames_per_s"] / worker["cpu_cores"] if worker.get("cpu_cores") else None
-    return {"encoding": encoding, "frames": frames, "mean_frame_bytes": mean_bytes, "sim_acked": sim.get("acked"),
-            "decode_only": decode, "worker": worker, "worker_frames_per_cpu_s": worker_per_cpu,
-            "worker_over_decode": worker["frames_per_s"] / decode["frames_per_s"],
-            "worker_over_decode_per_cpu": (worker_per_cpu / decode["frames_per_cpu_s"]
-                                           if worker_per_cpu and decode["frames_per_cpu_s"] else None)}
+    rows = []
+    for i, count in enumerate(processes):
+        if i:  # each worker run needs its own backlog and results topic
+            topics, _ = _preload(env, encoding, frames, f"-p{count}")
+        worker = stages.run_worker_backlog(worker_env, topics, frames, f"pipeline-{encoding}-p{count}",
+                                           model_backend="null", decode_threads=decode_threads, processes=count,
+                                           **settings)
+        worker_per_cpu = worker["frames_per_s"] / worker["cpu_cores"] if worker.get("cpu_cores") else None
+        rows.append({"encoding": encoding, "processes": count, "frames": frames, "mean_frame_bytes": mean_bytes,
+                     "sim_acked": sim.get("acked"), "decode_only": decode, "worker": worker,
+                     "worker_frames_per_cpu_s": worker_per_cpu,
+                     "worker_over_decode": worker["frames_per_s"] / decode["frames_per_s"],
+                     "worker_over_decode_per_cpu": (worker_per_cpu / decode["frames_per_cpu_s"]
+                                                    if worker_per_cpu and decode["frames_per_cpu_s"] else None)})
+    return rows
 
 
 def format_rows(rows: list[dict]) -> str:
     """The table printed at the end of a run."""
     lines = ["pipeline ceiling (null model; worker vs decode-only on the same cores, same run)",
-             "  encoding  KB/frame  decode-only f/s (f/CPU-s)  worker f/s (f/CPU-s, cores)  worker/decode  per CPU-s"]
+             "  encoding  procs  KB/frame  decode-only f/s (f/CPU-s)  worker f/s (f/CPU-s, cores)  worker/decode  "
+             "per CPU-s"]
     for r in rows:
         d, w = r["decode_only"], r["worker"]
         per_cpu = r["worker_over_decode_per_cpu"]
-        lines.append(f"  {r['encoding']:8s}  {r['mean_frame_bytes'] / 1024:8.0f}  {d['frames_per_s']:8.1f} "
+        lines.append(f"  {r['encoding']:8s}  {r.get('processes', 1):5d}  {r['mean_frame_bytes'] / 1024:8.0f}  "
+                     f"{d['frames_per_s']:8.1f} "
                      f"({d['frames_per_cpu_s'] or 0:6.1f})          {w['frames_per_s']:8.1f} "
                      f"({r['worker_frames_per_cpu_s'] or 0:6.1f}, {w['cpu_cores'] or 0:.2f})       "
                      f"{r['worker_over_decode']:6.2f}     {'-' if per_cpu is None else format(per_cpu, '.2f')}")
     return "\n".join(lines)
 
 
-def pipeline_ceiling(env, frames: int, encodings, decode_threads: int, **settings) -> list[dict]:
-    """One row per encoding (see the module docstring)."""
+def pipeline_ceiling(env, frames: int, encodings, decode_threads: int, processes: tuple[int, ...] = (1,),
+                     **settings) -> list[dict]:
+    """One row per encoding and worker process count (see the module docstring)."""
     null_model = write_null_model(env.out_dir / "null-model")
     rows = []
     for encoding in encodings:
         print(f"pipeline ceiling {encoding}: pre-loading {frames} 512x512 frames, decode-only on {decode_threads} "
               f"threads, then the null-model worker", flush=True)
-        row = measure_encoding(env, encoding, frames, decode_threads, null_model, **settings)
-        print(f"  decode-only {row['decode_only']['frames_per_s']:.1f} frames/s, worker "
-              f"{row['worker']['frames_per_s']:.1f} frames/s: ratio {row['worker_over_decode']:.2f}", flush=True)
-        rows.append(row)
+        for row in measure_encoding(env, encoding, frames, decode_threads, null_model, processes, **settings):
+            print(f"  decode-only {row['decode_only']['frames_per_s']:.1f} frames/s, worker ({row['processes']} "
+                  f"process(es)) {row['worker']['frames_per_s']:.1f} frames/s: ratio {row['worker_over_decode']:.2f}",
+                  flush=True)
+            rows.append(row)
     return rows
 
 
@@ -136,6 +156,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encodings", default=",".join(ENCODINGS), help="comma-separated: png,jpeg,raw")
     p.add_argument("--decode-threads", type=int, default=None, help="WORKER_DECODE_THREADS and the decode-only "
                    "threads (default: the worker's default)")
+    p.add_argument("--processes", default="1,2", help="comma-separated WORKER_PROCESSES values, one null-model "
+                   "worker run each against the same decode-only number (CPU counted over all its processes)")
 
 
 def run(args, out: Path) -> dict:
@@ -148,9 +170,11 @@ def run(args, out: Path) -> dict:
     result = {"command": " ".join(sys.argv), "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()}
     settings = {} if getattr(args, "max_batch_size", None) is None else {"max_batch_size": args.max_batch_size}
+    processes = tuple(int(n) for n in str(getattr(args, "processes", "1")).split(","))
     with broker_session(out / f"kafka-pipe-{os.getpid()}") as broker:
         env = Env(broker.kafka_env, broker.client_kwargs, out / "null-model", out)
-        result["rows"] = pipeline_ceiling(env, args.pipeline_frames, args.encodings.split(","), threads, **settings)
+        result["rows"] = pipeline_ceiling(env, args.pipeline_frames, args.encodings.split(","), threads, processes,
+                                          **settings)
     result["load_average_at_end"] = os.getloadavg()
     (out / "pipeline-ceiling.json").write_text(json.dumps(result, indent=2, default=str))
     print(format_rows(result["rows"]))

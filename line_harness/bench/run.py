@@ -111,7 +111,8 @@ def main(argv=None) -> int:
         if not args.skip_pipeline_ceiling:
             results["pipeline_ceiling"] = pipeline_ceiling.pipeline_ceiling(
                 env, min(args.pipeline_frames, 300) if args.quick else args.pipeline_frames, ["png"],
-                args.decode_threads or _worker_default("decode_threads"))
+                args.decode_threads or _worker_default("decode_threads"),
+                tuple(int(n) for n in args.processes.split(",")))
     results["ratios"] = ratios(results)
     results["finished_utc"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
