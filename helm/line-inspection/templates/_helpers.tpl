@@ -224,17 +224,19 @@ Keys are exactly the KafkaClientSettings fields (line_contracts/settings.py) wit
 {{- end }}
 {{- end }}
 
-{{/* Refuse worker counts above the frames topic's partitions: extra consumers would sit idle, never ready. */}}
+{{/* Refuse worker counts above the frames topic's partitions: extra consumers would sit idle, never ready.
+     Each pod runs worker.settings.processes consumers (worker/fleet.py), so pods x processes is what counts. */}}
 {{- define "line-inspection.checkPartitions" -}}
 {{- $partitions := int .Values.kafka.framesPartitions }}
-{{- if gt (int .Values.worker.replicaCount) $partitions }}
-{{- fail (printf "worker.replicaCount (%d) is above kafka.framesPartitions (%d): extra workers get no partition and never become ready; lower replicaCount or add partitions" (int .Values.worker.replicaCount) $partitions) }}
+{{- $procs := int (default 1 .Values.worker.settings.processes) }}
+{{- if gt (mul (int .Values.worker.replicaCount) $procs) $partitions }}
+{{- fail (printf "worker.replicaCount (%d) x worker.settings.processes (%d) consumers is above kafka.framesPartitions (%d): extra workers get no partition and never become ready; lower replicaCount or processes, or add partitions" (int .Values.worker.replicaCount) $procs $partitions) }}
 {{- end }}
-{{- if and .Values.autoscaling.keda.enabled (gt (int .Values.autoscaling.keda.maxReplicaCount) $partitions) }}
-{{- fail (printf "autoscaling.keda.maxReplicaCount (%d) is above kafka.framesPartitions (%d): KEDA would add workers that get no partition; lower it or add partitions" (int .Values.autoscaling.keda.maxReplicaCount) $partitions) }}
+{{- if and .Values.autoscaling.keda.enabled (gt (mul (int .Values.autoscaling.keda.maxReplicaCount) $procs) $partitions) }}
+{{- fail (printf "autoscaling.keda.maxReplicaCount (%d) x worker.settings.processes (%d) consumers is above kafka.framesPartitions (%d): KEDA would add workers that get no partition; lower it or add partitions" (int .Values.autoscaling.keda.maxReplicaCount) $procs $partitions) }}
 {{- end }}
-{{- if and .Values.autoscaling.hpa.enabled (gt (int .Values.autoscaling.hpa.maxReplicas) $partitions) }}
-{{- fail (printf "autoscaling.hpa.maxReplicas (%d) is above kafka.framesPartitions (%d): the HPA would add workers that get no partition; lower it or add partitions" (int .Values.autoscaling.hpa.maxReplicas) $partitions) }}
+{{- if and .Values.autoscaling.hpa.enabled (gt (mul (int .Values.autoscaling.hpa.maxReplicas) $procs) $partitions) }}
+{{- fail (printf "autoscaling.hpa.maxReplicas (%d) x worker.settings.processes (%d) consumers is above kafka.framesPartitions (%d): the HPA would add workers that get no partition; lower it or add partitions" (int .Values.autoscaling.hpa.maxReplicas) $procs $partitions) }}
 {{- end }}
 {{- $keda := .Values.autoscaling.keda }}
 {{- if and $keda.enabled (gt (int $keda.fallback.replicas) (min (int $keda.maxReplicaCount) $partitions)) }}

@@ -102,11 +102,14 @@ def test_schema_validation_catches_a_broken_object():
 
 
 @pytest.mark.parametrize("sets, message", [
-    (("worker.replicaCount=7",), "worker.replicaCount (7) is above kafka.framesPartitions (6)"),
+    (("worker.replicaCount=7",),
+     "worker.replicaCount (7) x worker.settings.processes (1) consumers is above kafka.framesPartitions (6)"),
+    (("worker.replicaCount=4", "worker.settings.processes=2"),
+     "worker.replicaCount (4) x worker.settings.processes (2) consumers is above kafka.framesPartitions (6)"),
     (("autoscaling.keda.enabled=true", "autoscaling.keda.maxReplicaCount=12"),
-     "autoscaling.keda.maxReplicaCount (12) is above kafka.framesPartitions (6)"),
-    (("autoscaling.hpa.enabled=true", "autoscaling.hpa.maxReplicas=9"),
-     "autoscaling.hpa.maxReplicas (9) is above kafka.framesPartitions (6)"),
+     "autoscaling.keda.maxReplicaCount (12) x worker.settings.processes (1) consumers is above kafka.framesPartitions (6)"),
+    (("autoscaling.hpa.enabled=true", "autoscaling.hpa.maxReplicas=3", "worker.settings.processes=3"),
+     "autoscaling.hpa.maxReplicas (3) x worker.settings.processes (3) consumers is above kafka.framesPartitions (6)"),
     (("autoscaling.hpa.enabled=true", "autoscaling.keda.enabled=true"), "enable at most one of"),
     (("worker.terminationGracePeriodSeconds=30",), "must be above worker.settings.shutdown_grace_s (30)"),
     (("worker.settings.shutdown_grace_s=90",), "must be above worker.settings.shutdown_grace_s (90)"),
