@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from line_runtime.kafka_check import KafkaConnectError, check_kafka_connection
 from worker.batching import END_OF_STREAM
+from worker.evidence_client import EvidenceStoreRefused
 from worker.health import Health
 from worker.http import MetricsServer
 from worker.metrics import WorkerMetrics
@@ -71,7 +72,11 @@ class Worker:
         self.health.model_ready = True
         if self._stop.is_set():
             return EXIT_OK
-        parts = build_parts(s, models, self.metrics, self.health)
+        try:
+            parts = build_parts(s, models, self.metrics, self.health)
+        except EvidenceStoreRefused as exc:
+            log.error("cannot use the evidence store: %s", exc)
+            return EXIT_FAILED
         loop, inference = parts.consumer_loop, parts.inference
         thread = start_inference(parts)
         models.start_watching()
@@ -114,6 +119,8 @@ class Worker:
         else:
             log.error("stopping after a fatal error without committing: %r", inference.error or publisher.fatal)
         parts.decoder.shutdown()
+        if parts.evidence is not None:  # after the commit: evidence never holds results back
+            parts.evidence.close(left())
         try:
             loop.consumer.close(autocommit=False)
         except Exception:

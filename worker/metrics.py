@@ -16,6 +16,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0
 _STEP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _SCORE_BUCKETS = tuple(i / 20 for i in range(1, 21))
+_EVIDENCE_WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+EVIDENCE_MISSING_REASONS = ("queue_full", "store_down", "write_failed", "shutdown")
 
 
 class WorkerMetrics:
@@ -79,6 +81,7 @@ class WorkerMetrics:
         self.publish_failing = Gauge("inspection_publish_failing", "Output topics (results, dead letters) whose "
                                      "latest delivery failed; frames stay uncommitted and are re-sent until it works.",
                                      registry=r)
+        self.evidence = EvidenceMetrics(r)
         self.commits = Counter("inspection_commits_total", "Successful offset commits (or committed transactions).",
                                registry=r)
 
@@ -94,6 +97,27 @@ class WorkerMetrics:
         """Make the model-info gauge show exactly the model now in service."""
         self.model_info.clear()
         self.model_info.labels(name, version, backend).set(1)
+
+
+class EvidenceMetrics:
+    """The evidence writer's metrics (worker/evidence.py); exported, at zero, also without a store."""
+
+    def __init__(self, registry: CollectorRegistry):
+        r = registry
+        self.written = Counter("inspection_evidence_written_total", "Frames whose evidence (frame, overlay, event) "
+                               "was written to the object store.", registry=r)
+        self.missing = Counter("inspection_evidence_missing_total", "Frames chosen for evidence whose objects were "
+                               "not kept, by reason (queue_full, store_down, write_failed, shutdown).", ["reason"],
+                               registry=r)
+        for reason in EVIDENCE_MISSING_REASONS:  # exported as 0 from the start, so the alert's rate() has a baseline
+            self.missing.labels(reason)
+        self.queue_depth = Gauge("inspection_evidence_queue_frames", "Frames waiting to have their evidence "
+                                 "written.", registry=r)
+        self.write_seconds = Histogram("inspection_evidence_write_seconds", "Time to render and write one frame's "
+                                       "evidence (all three objects), retries excluded.", buckets=_EVIDENCE_WRITE_BUCKETS,
+                                       registry=r)
+        self.store_up = Gauge("inspection_evidence_store_up", "1 while the evidence store is usable (the last write "
+                              "or probe succeeded); 0 while it is not, or when no store is configured.", registry=r)
 
 
 class LabelBudget:

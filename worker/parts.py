@@ -2,6 +2,7 @@
 
     KafkaConsumer -> ConsumerLoop -> DecodePool -> Pipeline.items -> Batcher -> InferenceLoop
         -> ModelManager (judge) -> RecordFactory -> Publisher -> KafkaProducer
+                                -> EvidenceWriter (own thread) -> S3 object store (optional)
     Publisher acks -> OffsetTracker -> ConsumerLoop.commit (at-least-once)
                                       (exactly-once: the transaction commits the offsets)
 """
@@ -18,6 +19,8 @@ from worker import record_reader
 from worker.batching import Batcher
 from worker.consumer import ConsumerLoop, consumer_kwargs
 from worker.decode_pool import DecodePool
+from worker.evidence import EvidenceWriter
+from worker.evidence_client import open_evidence_writer
 from worker.halts import JudgingHalts
 from worker.health import Health
 from worker.inference import InferenceLoop
@@ -40,6 +43,7 @@ class WorkerParts:
     decoder: DecodePool
     consumer_loop: ConsumerLoop
     inference: InferenceLoop
+    evidence: Optional[EvidenceWriter] = None  # None: no evidence store configured
 
     @property
     def publisher(self) -> Publisher:
@@ -78,14 +82,16 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
     pipeline = Pipeline(tracker, publisher, metrics, health, halts)
     decoder = DecodePool(s, lambda: (models.current.input_height, models.current.input_width))
     loop = holder["loop"] = ConsumerLoop(s, pipeline, lambda: KafkaConsumer(**consumer_kwargs(s)), decoder)
+    evidence = open_evidence_writer(s, metrics.evidence)
     factory = RecordFactory(s.results_topic, s.dead_letter_topic, s.instance_id, s.dead_letter_max_value_bytes,
                             s.max_record_bytes)
     batcher = Batcher(pipeline.items, s.max_batch_size, s.max_batch_wait_ms, decode_timeout_s=s.decode_timeout_s,
                       on_decode_timeout=decoder.replace_stuck)
     inference = InferenceLoop(pipeline, batcher, models,
                               factory, s.batch_buckets(), s.size_mismatch_policy == "resize", halts,
-                              regions=RegionFinder(s.max_regions, s.region_level))
-    return WorkerParts(pipeline, decoder, loop, inference)
+                              regions=RegionFinder(s.max_regions, s.region_level),
+                              on_judged=evidence.on_judged if evidence is not None else None)
+    return WorkerParts(pipeline, decoder, loop, inference, evidence)
 
 
 def start_inference(parts: WorkerParts) -> threading.Thread:

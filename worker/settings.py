@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from line_contracts.topics import DEAD_LETTER_TOPIC, FRAMES_TOPIC, RESULTS_TOPIC, WORKER_GROUP
@@ -95,6 +96,25 @@ class WorkerSettings(KafkaClientSettings):
     halt_retry_s: float = Field(30.0, gt=0, le=3600, description="Fail closed: partitions halted because the "
                                 "model failed (or returned a non-finite score) are retried after this many seconds, "
                                 "or at once when a new model version is loaded.")
+    # Evidence (claim-check): frames, overlays and events in an S3-compatible store (worker/evidence.py).
+    # Credentials are the standard AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY variables (or a web identity).
+    evidence_endpoint: str = Field("", description="URL of the S3-compatible evidence store (http[s]://host:port; "
+                                   "for AWS S3 its regional endpoint). Empty: no evidence is kept.")
+    evidence_bucket: str = Field("line-evidence", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                                 description="Bucket the evidence goes to (3-63 lowercase letters, digits, '.', "
+                                             "'-'); it must exist. Retention: the bucket's lifecycle rules.")
+    evidence_region: str = Field("us-east-1", min_length=1, description="Region the evidence requests are signed "
+                                 "for (most non-AWS stores ignore it).")
+    evidence_sample_ok: float = Field(0.01, ge=0.0, le=1.0, description="Share of 'ok' frames whose evidence is "
+                                      "kept too (audit, drift), chosen by a hash of the event id so a redelivery "
+                                      "chooses the same. Every 'defect' frame keeps its evidence.")
+    evidence_queue_size: int = Field(256, ge=1, le=100_000, description="Frames waiting for the evidence writer; "
+                                     "beyond it events are published with evidence status 'missing' (queue_full).")
+    evidence_timeout_s: float = Field(2.0, gt=0, le=60, description="Connect and read timeout of one evidence "
+                                      "store request.")
+    evidence_retry_s: float = Field(300.0, gt=0, le=86_400, description="A queued frame whose writes fail is "
+                                    "retried with back-off for this long, then dropped (counted as write_failed).")
+
     # Loop intervals and time budgets. The defaults are what the worker was tuned and tested with;
     # change them only with a reason (the docs say what each one trades).
     poll_timeout_ms: int = Field(100, ge=1, le=10_000, description="Longest one consumer poll() blocks; the "
@@ -119,6 +139,23 @@ class WorkerSettings(KafkaClientSettings):
                                            "many seconds (a transaction attempt backs off from it up to 2 s).")
     transaction_retry_window_s: float = Field(120.0, gt=0, description="Exactly-once: a failing transaction is "
                                               "retried as a whole for this long before the worker gives up.")
+
+    @field_validator("evidence_endpoint")
+    @classmethod
+    def _endpoint_is_a_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and not (value.startswith("http://") or value.startswith("https://")):
+            raise ValueError("must be an http:// or https:// URL (or empty to keep no evidence)")
+        return value
+
+    @model_validator(mode="after")
+    def _evidence_credentials(self):
+        env = os.environ
+        has_keys = bool(env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"))
+        if self.evidence_endpoint and not (has_keys or env.get("AWS_WEB_IDENTITY_TOKEN_FILE") or env.get("AWS_PROFILE")):
+            raise ValueError("WORKER_EVIDENCE_ENDPOINT is set but there are no credentials for it: set "
+                             "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (chart: evidence.existingSecret)")
+        return self
 
     def batch_buckets(self) -> list[int]:
         """Batch shapes the model is run with: powers of two up to max_batch_size, and max_batch_size itself."""

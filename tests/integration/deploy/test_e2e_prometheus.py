@@ -43,6 +43,7 @@ ALERT_SIGNALS = {
     "InspectionWorkerBackpressure": ["avg_over_time(inspection_paused[10m])"],
     "InspectionJudgingHalted": ["inspection_judging_halted_partitions"],
     "InspectionPublishFailing": ["inspection_publish_failing"],
+    "InspectionEvidenceMissing": ["reason:inspection_evidence_missing:increase5m"],
 }
 ALERTS_THIS_STREAM_TRIGGERS = {"InspectionDeadLettersArriving"}  # corrupt frames are sent on purpose
 LABEL_VALUES = re.compile(r"^label_values\((?P<match>.+),\s*(?P<label>\w+)\)$")

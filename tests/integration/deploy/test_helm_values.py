@@ -21,7 +21,9 @@ VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 # Fields the chart sets from elsewhere than worker.settings: Kafka from `kafka`, the model folder from
 # `model.path`, and instance_id stays the pod name (unique, stable per pod) by design.
-NOT_IN_SETTINGS = {"model_path", "instance_id"} | set(KafkaClientSettings.model_fields)
+# The evidence store's address, bucket and sampling come from `evidence` (beside its existingSecret).
+NOT_IN_SETTINGS = {"model_path", "instance_id"} | set(KafkaClientSettings.model_fields) | {
+    "evidence_endpoint", "evidence_bucket", "evidence_region", "evidence_sample_ok"}
 # Deliberate differences from the code defaults, with the reason.
 CHART_DEFAULTS_DIFFER = {
     "log_format": "json",  # log collectors in a cluster parse one JSON object per line
@@ -58,8 +60,8 @@ def test_rendered_worker_env_loads_through_worker_settings(rendered, scenario, m
             env[key] = str(tmp_path / Path(env[key]).name)
     for key in [k for k in list(__import__("os").environ) if k.startswith("WORKER_")]:
         monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    for key, value in {**env, **rendered_env(rendered[scenario], "worker", "AWS_")}.items():
+        monkeypatch.setenv(key, value)  # AWS_*: the evidence store's keys, from a Secret
     settings = load_settings(WorkerSettings)  # raises SettingsError naming any bad env var
     assert str(settings.model_path) == "/models"
     assert settings.metrics_port == int(env["WORKER_METRICS_PORT"])
