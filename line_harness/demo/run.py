@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional, TypeVar
 
 from line_contracts import topics
+from line_harness.demo.evidence import DemoEvidence, viewer_command
 from line_harness.demo.settings import DemoSettings
 from line_harness.demo.stack import (
     DEMO_WORKER_DEFAULTS,
@@ -53,6 +54,7 @@ class Demo:
         self.stop = threading.Event()
         self.children: list[Child] = []
         self.broker: Optional[DemoBroker] = None
+        self.evidence: Optional[DemoEvidence] = None
         self.prometheus = None
         self.facts: dict = {"settings": json.loads(settings.model_dump_json())}
         self.logs = settings.run_dir / "logs"
@@ -89,6 +91,9 @@ class Demo:
         self.broker.create_topics(self.topics, s.partitions)
         say(f"topics: {self.topics['frames']} ({s.partitions} partitions), {self.topics['results']}, "
             f"{self.topics['dead_letter']}")
+        if s.evidence:
+            self.evidence = DemoEvidence(s.run_dir / "evidence", s.viewer_port, say, self._track)
+            self.evidence.start()
         model_path = ModelBuilder(s, self.env, self.logs, say, self.stop, self._track).ensure()
         if self.stop.is_set():
             return EXIT_INTERRUPTED
@@ -96,6 +101,8 @@ class Demo:
         if self.stop.is_set():
             return EXIT_INTERRUPTED
         self._start_prometheus(worker)
+        if self.evidence is not None:
+            self.facts["viewer_url"] = self.evidence.start_viewer(self.env, self.logs / "viewer.log")
         watch = Watch(self._sim_cmd("watch") + ["--json"], self.sim_env, self.logs, self._track)
         if not watch.wait_watching(timeout_s=60):
             raise DemoFailed(f"`producer_sim watch` did not start; log: {watch.child.log_path}\n"
@@ -129,13 +136,17 @@ class Demo:
         self.facts["worker_metrics"] = worker_progress(worker)
         if self.prometheus is not None:
             self.facts["prometheus"] = self._prometheus_snapshot()
+        if self.evidence is not None and self.evidence.started:
+            self.facts["evidence"] = {**self.evidence.snapshot(), "look_again": viewer_command(self.evidence.run_dir)}
 
     # -- steps --------------------------------------------------------------------------------
     def _start_worker(self, model_path: Path, client_env: dict[str, str]) -> WorkerProcess:
         # 9400 is what deploy/prometheus/prometheus.yml scrapes
+        # The store's WORKER_EVIDENCE_* settings go in as the user's (a WORKER_* set by hand wins).
+        env = {**(self.evidence.worker_env() if self.evidence else {}), **self.env}
         worker = self._track(WorkerProcess(client_env, model_path, self.topics["frames"], self.topics["results"],
                                            self.topics["dead_letter"], self.group, self.logs / "worker.log",
-                                           env=self.env, defaults=DEMO_WORKER_DEFAULTS, preferred_port=9400))
+                                           env=env, defaults=DEMO_WORKER_DEFAULTS, preferred_port=9400))
         say(f"worker starting (model {model_path.relative_to(REPO) if model_path.is_relative_to(REPO) else model_path},"
             f" batches of <= {worker.env['WORKER_MAX_BATCH_SIZE']} frames / {worker.env['WORKER_MAX_BATCH_WAIT_MS']} ms);"
             f" log: {worker.log_path}")
@@ -224,12 +235,18 @@ class Demo:
         first = {"simulator": signal.SIGINT, "watch": signal.SIGINT}
         for child in reversed(self.children):
             child.stop(grace.get(child.name, 15.0), first.get(child.name, signal.SIGTERM))
+        if self.evidence is not None:
+            self.evidence.stop()
         if self.broker is not None:
             self.broker.stop()
         left = [c.name for c in self.children if group_alive(c.pid)]
         if self.broker is not None and self.broker.alive():
             left.append("broker")
-        stopped = [c.name for c in self.children] + (["broker"] if self.broker and self.broker.started else [])
+        if self.evidence is not None and self.evidence.alive():
+            left.append("evidence store")
+        stopped = [c.name for c in self.children] + (["evidence store"] if self.evidence and self.evidence.started
+                                                     else []) + (["broker"] if self.broker and self.broker.started
+                                                                 else [])
         self.facts["stopped"] = stopped
         self.facts["left_running"] = left
         return left
@@ -238,6 +255,8 @@ class Demo:
         """SIGKILL every process group now (second Ctrl-C)."""
         for child in self.children:
             child.send(signal.SIGKILL)
+        if self.evidence is not None and self.evidence.store is not None:
+            self.evidence.store.stop(kill=True)
         if self.broker is not None:
             self.broker.stop(kill=True)
 

@@ -46,7 +46,12 @@ class DemoSettings(BaseSettings):
                                           "(model loaded and warmed up) within this time.")
     prometheus: bool = Field(True, description="Also run Prometheus with the project's config and rules when "
                              "the `prometheus` binary is installed.")
+    evidence: bool = Field(True, description="Keep evidence (defect frames, overlays, events) in a local object "
+                           "store (SeaweedFS, built once by `make evidence-server`) and serve the operator page.")
+    viewer_port: int = Field(8088, ge=1, le=65535, description="Port of the operator page on 127.0.0.1 (another "
+                             "free one when it is taken).")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix of the demo's topic and "
                               "consumer-group names, e.g. `demo-`, to keep clear of a shared broker's real topics.")
     run_dir: Path = Field(REPO / "run" / "demo", description="Folder of the demo's broker data, Prometheus data, "
-                          "logs and summary.json (its kafka/, prometheus/ and logs/ are replaced at each start).")
+                          "evidence store, logs and summary.json (its kafka/, prometheus/ and logs/ are replaced at "
+                          "each start; evidence/ is kept).")

@@ -65,6 +65,12 @@ def format_summary(facts: dict, run_dir: Path) -> str:
         else:
             lines.append(f"prometheus:  {prom['url']} scraped {prom['frames_judged']:.0f} judged frames; alerts "
                          f"pending/firing: {', '.join(prom['alerts']) or 'none'}")
+    ev = facts.get("evidence")
+    if ev:
+        kept = f"{ev['events_kept']} frames kept ({ev['objects']} objects)" if "events_kept" in ev else ev.get("error")
+        lines.append(f"evidence:    bucket {ev['bucket']} at {ev['endpoint']}: {kept}; data in {ev['data']}")
+        lines.append(f"operator page: was at {ev.get('viewer_url') or '(did not start)'}; to look again: "
+                     f"{ev['look_again']}")
     left = facts.get("left_running", [])
     stopped = ", ".join(facts.get("stopped", [])) or "nothing was started"
     lines.append(f"stopped:     {stopped}" + (f"; STILL RUNNING: {', '.join(left)}" if left else

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -79,10 +80,13 @@ def test_demo_runs_to_completion_with_results_and_leaves_nothing_behind(tmp_path
     m = re.search(r"throughput:\s+([\d.]+) frames/s judged \((\d+) results\)", out)
     assert m and float(m[1]) > 0 and int(m[2]) > 0, out[-3000:]
     assert "no process left behind" in out
+    # The evidence store ran, the worker kept defects in it, and the operator page was announced.
+    assert re.search(r"operator page: open http://127\.0\.0\.1:\d+/", out), out[-3000:]
 
     facts = json.loads((run_dir / "summary.json").read_text())
     assert facts["exit_code"] == 0 and facts["left_running"] == []
-    assert {"worker", "watch", "simulator", "broker"} <= set(facts["stopped"])
+    assert {"worker", "watch", "simulator", "viewer", "evidence store", "broker"} <= set(facts["stopped"])
+    assert facts["evidence"]["events_kept"] > 0, facts["evidence"]
     sim, watch = facts["simulator"], facts["watch"]
     assert sim["lost"] == 0 and sim["acked"] > 0
     assert watch["results"] > 0 and watch["results_per_s"] > 0
@@ -111,6 +115,10 @@ def test_ctrl_c_on_an_existing_broker_stops_everything_the_demo_started_but_not_
             if re.search(r"\] results [1-9]", line) or time.monotonic() > deadline:
                 break
         assert any(re.search(r"\] results [1-9]", ln) for ln in lines), "".join(lines[-40:])
+        pages = [m[1] for ln in lines if (m := re.search(r"operator page: open (http://\S+)", ln))]
+        assert pages, "".join(lines[-40:])
+        with urllib.request.urlopen(pages[0], timeout=30) as resp:  # the page answers while the demo runs
+            assert resp.status == 200 and b"<title>Defects" in resp.read()
         started = _processes_with(marker)
         assert any("-m worker" in p for p in started) and not any("kafka.Kafka" in p for p in started), started
         proc.send_signal(signal.SIGINT)
