@@ -2,8 +2,8 @@
 
 Its score is a fixed centre-surround (difference of Gaussians) filter response: frames with a
 bright or dark spot, blob or thick scratch score high, plain textures low. Its defect map is the
-same decision applied at every pixel, max-pooled to one cell per MAP_CELL x MAP_CELL pixels, so
-the map's top cell sits on the spot that made the score. It goes through the same
+same decision at every pixel, its maximum taken over each MAP_CELL x MAP_CELL cell, so the map's
+top cell sits on the spot that made the score. It goes through the same
 `export_version` as the trained model, so tests exercise the real SavedModel, LiteRT (both
 outputs) and metadata path in seconds.
 """
@@ -28,6 +28,8 @@ def _dog_kernel(size: int, inner: float, outer: float) -> np.ndarray:
 
 
 MAP_CELL = 8  # frame pixels per defect-map cell, each way
+_WEIGHTS = np.array([12.0, 12.0, 1.0], np.float32)  # decision over (bright, dark, seeded) responses
+_BIAS = -6.5
 
 
 def tiny_scorer(seed: int = 0):
@@ -47,17 +49,23 @@ def tiny_models(seed: int = 0):
 
     pixels = keras.Input((None, None, 1), name="pixels")
     centred = keras.layers.Rescaling(1.0 / 32.0, offset=-4.0)(pixels)
-    response = keras.layers.Conv2D(3, 9, padding="valid", use_bias=False, name="dog")(centred)
-    peak = keras.layers.GlobalMaxPooling2D()(keras.layers.ReLU()(response))
+    # ReLU fused into the convolution: max-pooling a rectified response = rectifying its max (same score).
+    rectified = keras.layers.Conv2D(3, 9, padding="valid", use_bias=False, activation="relu", name="dog")(centred)
+    peak = keras.layers.GlobalMaxPooling2D()(rectified)
     decision = keras.layers.Dense(1, activation="sigmoid", name="decision")
     score = decision(peak)
-    # The map: the decision at each pixel (the valid convolution lost 4 pixels a side: pad them back).
-    per_pixel = decision(keras.layers.ZeroPadding2D(4)(keras.layers.ReLU()(response)))
-    cells = keras.layers.MaxPooling2D(MAP_CELL, padding="same", name="defect_cells")(per_pixel)
+    # The map: the decision's weighted sum at each pixel (a 1x1 convolution to one channel, so padding and
+    # pooling stay cheap), its maximum per cell, then bias and sigmoid on the small map (both monotonic).
+    # The valid convolution lost 4 pixels a side: padded back with 0 (= no response) so the cells tile
+    # the whole frame.
+    evidence = keras.layers.Conv2D(1, 1, use_bias=False, name="decision_sum")(rectified)
+    pooled = keras.layers.MaxPooling2D(MAP_CELL, padding="same")(keras.layers.ZeroPadding2D(4)(evidence))
+    cells = keras.layers.Activation("sigmoid")(keras.layers.Rescaling(1.0, offset=_BIAS)(pooled))
     model = keras.Model(pixels, score, name="tiny_blob_detector")
     mapper = keras.Model(pixels, cells, name="tiny_defect_map")
     model.get_layer("dog").set_weights([kernels])
-    decision.set_weights([np.array([[12.0], [12.0], [1.0]], np.float32), np.array([-6.5], np.float32)])
+    decision.set_weights([_WEIGHTS[:, None], np.array([_BIAS], np.float32)])
+    mapper.get_layer("decision_sum").set_weights([_WEIGHTS.reshape(1, 1, 3, 1)])
     return model, mapper
 
 

@@ -69,6 +69,7 @@ def test_tiny_model_exports_scores_and_map_that_agree_between_backends(tiny_map_
     np.testing.assert_allclose(tf_maps, lite_maps, atol=1e-4)
     np.testing.assert_allclose(tf_scores, tf_model.predict(frames), atol=1e-6)  # predict unchanged
     assert 0.0 <= tf_maps.min() and tf_maps.max() <= 1.0
+    assert tf_maps[0].max() < 0.05  # a plain frame: no cell lights up, not even at the padded border
     assert tf_scores[0] < 0.5 < min(tf_scores[1], tf_scores[2])
     for index, (row, col) in ((1, (33, 53)), (2, (8, 11))):
         box = find_regions(lite_maps[index], *FRAME).regions[0].box
