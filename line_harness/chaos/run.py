@@ -1,8 +1,8 @@
 """`deploy/chaos.sh`: the fault suite against real workers, simulator and broker.
 
-    python -m line_harness.chaos.run [--short] [--only kill,kill-eos,restart,rebalance,corrupt,publish,storm,storm-eos]
-        [--kills 10] [--corrupt-frames 3000] [--storm-minutes 10] [--storm-eos-minutes M]
-        [--outage-s 20] [--broker-away-s 130] [--soak] [--soak-minutes 20]
+    python -m line_harness.chaos.run [--short] [--only kill,kill-eos,restart,rebalance,corrupt,publish,storm,storm-eos,
+        evidence] [--kills 10] [--corrupt-frames 3000] [--storm-minutes 10] [--storm-eos-minutes M]
+        [--outage-s 20] [--broker-away-s 130] [--evidence-outage-s 60] [--soak] [--soak-minutes 20]
 
 Scenarios: SIGKILL the worker at random moments during a steady stream (at-least-once, and
 exactly-once); restart the broker mid-stream; a group of workers with a join, a leave and a
@@ -12,7 +12,8 @@ publish-path faults (output topics refusing records or deleted, the broker away 
 delivery timeout: the worker stays up, stops committing, alerts, resumes with nothing lost); a
 rebalance storm (joins, leaves, SIGKILLs every few seconds for minutes, committed offsets sampled
 against the outcomes' publication times; rebalance_storm.py), at-least-once and exactly-once;
-with --soak, 20 minutes at 70% load with the worker's RSS curve. Each ends with: produced =
+the evidence store SIGKILLed for a minute mid-stream (evidence_outage.py); with --soak, 20 minutes
+at 70% load with the worker's RSS curve. Each ends with: produced =
 judged + dead-lettered, zero lost, duplicates counted (0 in exactly-once).
 
 Starts its own broker (needed for the restart) unless KAFKA_BOOTSTRAP_SERVERS is set. Uses the
@@ -29,12 +30,12 @@ import sys
 import time
 from pathlib import Path
 
-from line_harness.chaos import publish_faults, rebalance_storm, scenarios
+from line_harness.chaos import evidence_outage, publish_faults, rebalance_storm, scenarios
 from line_harness.kafka.session import broker_session
 from line_harness.paths import REPO
 from line_harness.processes import exit_on_signals
 
-ALL = ("kill", "kill-eos", "restart", "rebalance", "corrupt", "publish", "storm", "storm-eos")
+ALL = ("kill", "kill-eos", "restart", "rebalance", "corrupt", "publish", "storm", "storm-eos", "evidence")
 
 
 def build_model(out_dir: Path, size: int = 64) -> Path:
@@ -49,7 +50,7 @@ def build_model(out_dir: Path, size: int = 64) -> Path:
 
 def run_scenarios(ctx: "scenarios.Ctx", names: list[str], kills: int, corrupt_frames: int, soak_minutes: float = 0,
                   log=print, storm_minutes: float = 10.0, storm_eos_minutes: float | None = None,
-                  outage_s: float = 20.0, broker_away_s: float = 130.0) -> list[dict]:
+                  outage_s: float = 20.0, broker_away_s: float = 130.0, evidence_outage_s: float = 60.0) -> list[dict]:
     """Run the named scenarios in order; every result dict has 'passed' and, mostly, 'check'."""
     eos_minutes = storm_minutes if storm_eos_minutes is None else storm_eos_minutes
     table = {
@@ -62,6 +63,7 @@ def run_scenarios(ctx: "scenarios.Ctx", names: list[str], kills: int, corrupt_fr
         "rebalance": lambda: scenarios.rebalance(ctx),
         "corrupt": lambda: scenarios.corrupt(ctx, frames=corrupt_frames),
         "soak": lambda: scenarios.soak(ctx, minutes=soak_minutes),
+        "evidence": lambda: evidence_outage.evidence_outage(ctx, outage_s=evidence_outage_s, log=log),
     }
     out = []
     for name in names:
@@ -111,6 +113,8 @@ def main(argv=None) -> int:
     p.add_argument("--outage-s", type=float, default=20.0, help="length of each publish-path fault")
     p.add_argument("--broker-away-s", type=float, default=130.0,
                    help="publish: broker stopped this long (> the 120 s delivery timeout; 0: skip)")
+    p.add_argument("--evidence-outage-s", type=float, default=60.0,
+                   help="evidence: the object store SIGKILLed for this long mid-stream")
     p.add_argument("--soak", action="store_true", help="also run the soak (long)")
     p.add_argument("--soak-minutes", type=float, default=20.0)
     p.add_argument("--out", type=Path, default=REPO / "run" / "chaos")
@@ -121,6 +125,7 @@ def main(argv=None) -> int:
     if args.short:
         args.kills, args.corrupt_frames = min(args.kills, 3), min(args.corrupt_frames, 3000)
         args.storm_minutes, args.outage_s, args.broker_away_s = min(args.storm_minutes, 1.5), min(args.outage_s, 10), 0
+        args.evidence_outage_s = min(args.evidence_outage_s, 15)
         names = [n for n in names if n not in ("kill-eos", "storm-eos")] if not args.only else names
     if args.soak:
         names.append("soak")
@@ -133,7 +138,7 @@ def main(argv=None) -> int:
         results = run_scenarios(ctx, names, args.kills, args.corrupt_frames, args.soak_minutes,
                                 log=lambda s: print(s, flush=True), storm_minutes=args.storm_minutes,
                                 storm_eos_minutes=args.storm_eos_minutes, outage_s=args.outage_s,
-                                broker_away_s=args.broker_away_s)
+                                broker_away_s=args.broker_away_s, evidence_outage_s=args.evidence_outage_s)
     doc = {"command": " ".join(sys.argv), "git_commit": commit, "started_utc": started,
            "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average": os.getloadavg(),
            "scenarios": results}
