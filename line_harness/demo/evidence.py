@@ -95,6 +95,6 @@ class DemoEvidence:
 
 def viewer_command(run_dir: Path) -> str:
     """How to look at a finished demo's evidence again (printed in the summary)."""
-    return (f"python -m line_harness.evidence_store start --run-dir {run_dir} && set -a && . {run_dir}/client.env "
+    return (f"python -m line_harness.evidence_store --run-dir {run_dir} start && set -a && . {run_dir}/client.env "
             f"&& set +a && python -m evidence_viewer --endpoint $WORKER_EVIDENCE_ENDPOINT --bucket "
             f"$WORKER_EVIDENCE_BUCKET")
