@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from evidence_viewer import page
 from evidence_viewer.settings import ViewerSettings
 from evidence_viewer.store import EvidenceReader
@@ -67,9 +69,13 @@ class Routes:
             return route(query)
         except BadRequest as exc:
             return self._html(HTTPStatus.BAD_REQUEST, page.message(self.title, str(exc)))
-        except Exception as exc:  # the store is down or refuses: say so on the page, keep serving
+        except (BotoCoreError, ClientError) as exc:  # the store is down or refuses: say so, keep serving
             log.warning("store read failed on %s: %s", path, exc)
             return self._html(HTTPStatus.SERVICE_UNAVAILABLE, page.message(self.title, store_failure(self.s, exc)))
+        except Exception:  # a bug of the page: logged with its traceback, the operator gets a plain 500
+            log.exception("failed to answer %s", path)
+            return self._html(HTTPStatus.INTERNAL_SERVER_ERROR,
+                              page.message(self.title, "the page failed; its log has the details"))
 
     def _html(self, status: int, text: str) -> tuple[int, str, bytes, dict[str, str]]:
         return status, "text/html; charset=utf-8", text.encode("utf-8"), {"Cache-Control": "no-store"}
