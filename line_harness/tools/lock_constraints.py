@@ -8,7 +8,7 @@ and re-running the tests in an updated .venv:
     python -m line_harness.tools.lock_constraints           # (= make lock) write the file
     python -m line_harness.tools.lock_constraints --check   # exit 1 if it is stale (tests)
 
-Covered: the core dependencies and the extras the images install (worker-cpu, worker-gpu, simulator),
+Covered: the core dependencies and the extras the images install (worker-cpu, worker-gpu, simulator, viewer),
 followed through every dependency's own requirements (markers evaluated for this interpreter, which
 the images match). Not covered: TensorFlow's `and-cuda` wheels of the GPU image, which are not
 installed here; TensorFlow's own requirement ranges bound them.
@@ -28,7 +28,7 @@ from line_harness.paths import REPO
 from line_harness.tools.generated import write_or_check
 
 CONSTRAINTS = REPO / "deploy" / "docker" / "constraints.txt"
-IMAGE_EXTRAS = ("worker-cpu", "worker-gpu", "simulator")
+IMAGE_EXTRAS = ("worker-cpu", "worker-gpu", "simulator", "viewer")
 PROJECT = "line-inspection"
 # Packaging tools: the images remove them after installing, and pinning setuptools would clash with the
 # project's own build requirement (setuptools>=77 in an isolated build environment).

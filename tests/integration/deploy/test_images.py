@@ -26,7 +26,8 @@ DOCKER = REPO / "deploy" / "docker"
 COMPOSE_DIR = REPO / "deploy" / "compose"
 COMPOSE = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
 CHART_VALUES = yaml.safe_load((REPO / "helm/line-inspection/values.yaml").read_text())
-SHIPPED = {"worker.Dockerfile": ["worker-cpu", "worker-gpu"], "producer-sim.Dockerfile": ["producer-sim"]}
+SHIPPED = {"worker.Dockerfile": ["worker-cpu", "worker-gpu"], "producer-sim.Dockerfile": ["producer-sim"],
+           "viewer.Dockerfile": ["evidence-viewer"]}
 
 
 def parse_dockerfile(path: Path) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
@@ -131,7 +132,8 @@ def test_worker_image_env_and_port_match_the_settings():
 def third_party_imports(package: str) -> set[str]:
     """Top-level third-party modules imported (anywhere, also inside functions) by a first-party package,
     following its first-party imports."""
-    first_party = {"line_contracts", "line_runtime", "surface_images", "worker", "producer_sim", "training"}
+    first_party = {"line_contracts", "line_runtime", "surface_images", "worker", "producer_sim", "training",
+                   "evidence_viewer"}
     todo, seen, found = [REPO / package], set(), set()
     while todo:
         path = todo.pop()
@@ -183,6 +185,23 @@ def test_image_extra_covers_the_deployables_imports_and_nothing_heavy(package):
     assert needed - optional <= extra_modules(extra), f"extra [{extra}] lacks {sorted(needed - optional - extra_modules(extra))}"
     assert not forbidden & needed, f"{package} imports {sorted(forbidden & needed)}"
     assert not forbidden & extra_modules(extra)
+
+
+def test_viewer_image_extra_covers_the_pages_imports_and_nothing_heavy():
+    needed = third_party_imports("evidence_viewer")
+    assert {"boto3", "pydantic_settings"} <= needed  # the scan really follows the page's imports
+    assert needed <= extra_modules("viewer"), f"extra [viewer] lacks {sorted(needed - extra_modules('viewer'))}"
+    assert not {"tensorflow", "tensorflow_hub", "tf_keras", "matplotlib", "ai_edge_litert"} & extra_modules("viewer")
+
+
+def test_viewer_image_env_port_and_command_match_the_settings():
+    from evidence_viewer.settings import ViewerSettings
+    _, stages = parse_dockerfile(DOCKER / "viewer.Dockerfile")
+    names = {n for s in stages.values() for n in env_names(s) if n.startswith("VIEWER_")}
+    assert names and names <= {env_name(ViewerSettings, f) for f in ViewerSettings.model_fields}
+    exposed = {rest for s in stages.values() for instr, rest in s if instr == "EXPOSE"}
+    assert exposed == {str(ViewerSettings.model_fields["port"].default)}
+    assert {rest for s in stages.values() for instr, rest in s if instr == "CMD"} == {'["python", "-m", "evidence_viewer"]'}
 
 
 def test_gpu_worker_extra_covers_tensorflow():
