@@ -109,8 +109,10 @@ class EvidenceWriter:
                             overlay_key=prefix + OVERLAY_NAME, event_key=prefix + EVENT_NAME)
         if reason is None:
             event = event.model_copy(update={"evidence": evidence})
+            # An ok frame's map points at nothing the model reported: its overlay is the plain frame.
+            shown_map = defect_map if event.verdict is Verdict.DEFECT else None
             pending = _Pending(prefix, frame_name, Encoding(encoding), frame_bytes, image, frame_height, frame_width,
-                               defect_map, event.localisation, event.to_json_bytes(), self._clock())
+                               shown_map, event.localisation, event.to_json_bytes(), self._clock())
             try:
                 self._queue.put_nowait(pending)
                 self._metrics.queue_depth.set(self._queue.qsize())
@@ -191,7 +193,10 @@ class EvidenceWriter:
 
     def _write(self, p: _Pending) -> None:
         if p.overlay is None:
-            p.overlay = render_overlay(p.image, p.frame_height, p.frame_width, p.defect_map, p.localisation)
+            if p.defect_map is None and p.localisation is None and p.encoding is Encoding.PNG:
+                p.overlay = p.frame_bytes  # nothing to draw: the camera's PNG is the plain picture
+            else:
+                p.overlay = render_overlay(p.image, p.frame_height, p.frame_width, p.defect_map, p.localisation)
         put = self._client.put_object
         put(Bucket=self.bucket, Key=p.prefix + p.frame_name, Body=p.frame_bytes, ContentType=_CONTENT_TYPE[p.encoding])
         put(Bucket=self.bucket, Key=p.prefix + OVERLAY_NAME, Body=p.overlay, ContentType="image/png")

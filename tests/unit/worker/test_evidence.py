@@ -206,3 +206,19 @@ def test_an_endpoint_without_credentials_stops_the_start_naming_them(monkeypatch
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
     assert load_settings(WorkerSettings).evidence_endpoint == "http://127.0.0.1:8333"
+
+
+def test_a_sampled_ok_frame_keeps_the_camera_png_as_its_overlay_and_a_defect_gets_the_heat():
+    s3 = FakeS3()
+    writer, registry = _writer(s3, sample_ok=1.0)
+    writer.start()
+    event, frame, raw = _event(4, 0.1)
+    hot = np.ones((8, 8), np.float32)
+    ok = writer.claim(event, raw, frame.image, 64, 64, Encoding.PNG, hot).evidence
+    event, frame, raw = _event(5, 0.9)
+    defect = writer.claim(event, raw, frame.image, 64, 64, Encoding.PNG, hot).evidence
+    assert wait_until(lambda: registry.get_sample_value("inspection_evidence_written_total") == 2, 10)
+    assert s3.objects[f"evidence/{ok.overlay_key}"][0] == s3.objects[f"evidence/{ok.frame_key}"][0]
+    heat = cv2.imdecode(np.frombuffer(s3.objects[f"evidence/{defect.overlay_key}"][0], np.uint8), cv2.IMREAD_COLOR)
+    assert np.ptp(heat[30, 30].astype(int)) > 40  # the whole map is hot: coloured, not grey
+    writer.close(5)
