@@ -221,7 +221,7 @@ class Demo:
         s = self.s
         return ["--lines", str(s.lines), "--cameras-per-line", str(s.cameras_per_line), "--fps", str(s.fps),
                 "--duration", str(s.duration_s), "--defect-rate", str(s.defect_rate),
-                "--defect-scale", str(s.defect_scale),
+                "--defect-scale", str(s.defect_scale), "--seed", str(s.seed),
                 "--corrupt-rate", str(s.corrupt_rate), "--frame-size", s.frame_size, "--json"]
 
     def _track(self, child: TrackedChild) -> TrackedChild:

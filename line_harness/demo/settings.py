@@ -36,6 +36,8 @@ class DemoSettings(BaseSettings):
     defect_scale: float = Field(4.0, ge=1, le=8, description="Synthetic defect size; the quick demo model is "
                                 "trained on defect scale 4 (see docs/training.md).")
     defect_rate: float = Field(0.05, ge=0, le=1, description="Fraction of simulated frames showing a defect.")
+    seed: int = Field(7, description="Seed of the simulated frames. The quick demo model trains on seed 0, so the "
+                      "default 7 streams frames it never saw (its live precision and recall are honest).")
     corrupt_rate: float = Field(0.02, ge=0, le=1, description="Fraction of frames replaced by a corrupt frame "
                                 "(they go to the dead-letter topic).")
     frame_size: str = Field("512x512", pattern=r"^\d+x\d+$", description="Simulated frame size WxH.")
