@@ -181,7 +181,7 @@ def test_the_overlay_shows_heat_where_the_map_is_high_and_boxes_at_camera_size()
     assert np.ptp(heat) > 40
     assert np.ptp(picture[80, 10].astype(int)) == 0  # far from the map's peak the frame stays grey
     plain = cv2.imdecode(np.frombuffer(render_overlay(image, 64, 64, None, None), np.uint8), cv2.IMREAD_COLOR)
-    assert (plain == 100).all()
+    assert (np.abs(plain.astype(int) - 100) <= 2).all()  # 64 grey steps: the two lowest bits go
 
 
 @pytest.mark.parametrize("value", ["s3.local:8333", "ftp://x"])
