@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -32,6 +33,8 @@ from worker.metrics import EvidenceMetrics
 from worker.overlay import render_overlay
 
 log = logging.getLogger(__name__)
+
+WRITER_NICE = 10  # added to the writer thread's nice value: evidence is never urgent, verdicts are
 
 _CONTENT_TYPE = {Encoding.PNG: "image/png", Encoding.JPEG: "image/jpeg", Encoding.RAW: "application/octet-stream"}
 
@@ -157,6 +160,11 @@ class EvidenceWriter:
 
     # -- writer thread ------------------------------------------------------------------------
     def _run(self) -> None:
+        try:  # the writer yields the CPU to the judging threads when they compete (Linux: per-thread nice)
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + WRITER_NICE))
+        except (AttributeError, OSError):
+            pass
         while not self._abandon.is_set():
             try:  # while the store is down and nothing waits, wake up to probe it
                 pending = self._queue.get(timeout=self._backoff[1] if self.store_down else None)

@@ -81,6 +81,22 @@ def _live_run(env, store, name: str, rate: float, seconds: float, threshold: flo
             "evidence_missing": missing}
 
 
+def _backlog_run(env, store, frames_topic: str, frames: int, name: str, threshold: float | None,
+                 evidence: bool) -> dict:
+    from line_harness.bench.stages import run_worker_backlog
+    from line_harness.kafka.topics import run_topics
+
+    topics = run_topics(env.client_kwargs, 1, name)
+    topics["frames"] = frames_topic
+    settings = {} if threshold is None else {"threshold_override": f"{threshold:.9f}"}
+    if evidence:
+        settings.update(evidence_endpoint=store.endpoint, evidence_bucket=store.bucket, evidence_sample_ok=0.01)
+    row = run_worker_backlog(env, topics, frames, name, **settings)
+    return {"config": "on" if evidence else "off", "mode": "backlog", "frames": frames,
+            "frames_per_s": row["frames_per_s"], "cpu_cores": row["cpu_cores"],
+            "cpu_ms_per_frame": row["cpu_cores"] / row["frames_per_s"] * 1000.0}
+
+
 def run(args) -> dict:
     """Threshold offline, then the interleaved live runs; JSON + a table."""
     from line_harness.bench.pipeline_ceiling import read_records
@@ -95,7 +111,8 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     result = {"command": " ".join(["python -m line_harness.bench.evidence", *sys.argv[1:]]),
               "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
-              "load_average_at_start": os.getloadavg(), "rate": args.rate, "seconds": args.seconds, "runs": []}
+              "load_average_at_start": os.getloadavg(), "rate": args.rate, "seconds": args.seconds, "runs": [],
+              "backlog_runs": []}
     model = args.model or build_models(out / "regions-models", SIZE)["map"]
     result["model"] = str(model)
     store = LocalObjectStore(out / f"evidence-store-{os.getpid()}", die_with_parent=True)
@@ -112,7 +129,19 @@ def run(args) -> dict:
                 scores = offline_scores(read_records(env.client_kwargs, pool, POOL * 4), model, SIZE)
                 threshold = float(np.quantile(scores, 1.0 - args.defect_rate))
             result["threshold"] = threshold
-            for repeat in range(args.repeats):
+            if args.backlog:  # CPU per frame at full speed: no idle polling in the figure
+                backlog = run_topics(env.client_kwargs, 6, "evidence-backlog")["frames"]
+                run_sim(env.kafka_env, sim_run_args(backlog, frames=args.backlog, cameras=CAMERAS, seed=SEED + 1,
+                                                    extra=("--defect-rate", str(args.defect_rate), "--defect-scale", "4")))
+                for repeat in range(args.repeats):
+                    for evidence in ((False, True) if repeat % 2 == 0 else (True, False)):
+                        row = _backlog_run(env, store, backlog, args.backlog,
+                                           f"evidence-backlog-{repeat}-{'on' if evidence else 'off'}", threshold, evidence)
+                        row["repeat"] = repeat
+                        result["backlog_runs"].append(row)
+                        print(f"  backlog repeat {repeat} {row['config']:3s}: {row['cpu_ms_per_frame']:.2f} CPU-ms/frame, "
+                              f"{row['frames_per_s']:.1f} frames/s", flush=True)
+            for repeat in range(args.repeats if args.seconds > 0 else 0):
                 for evidence in ((False, True) if repeat % 2 == 0 else (True, False)):
                     row = _live_run(env, store, f"evidence-{repeat}-{'on' if evidence else 'off'}", args.rate,
                                     args.seconds, threshold, evidence, args.defect_rate)
@@ -125,7 +154,12 @@ def run(args) -> dict:
     finally:
         store.stop(timeout_s=5)
     result["load_average_at_end"] = os.getloadavg()
-    result["summary"] = summarise(result["runs"])
+    result["summary"] = summarise(result["runs"]) if result["runs"] else {}
+    if result["backlog_runs"]:
+        cpu = {c: statistics.median(r["cpu_ms_per_frame"] for r in result["backlog_runs"] if r["config"] == c)
+               for c in ("off", "on")}
+        result["summary"]["backlog_cpu_ms_per_frame"] = cpu
+        result["summary"]["backlog_cpu_on_over_off"] = cpu["on"] / cpu["off"]
     (out / "evidence-cost.json").write_text(json.dumps(result, indent=2, default=str))
     print(format_summary(result))
     return result
@@ -145,7 +179,15 @@ def summarise(runs: list[dict]) -> dict:
 def format_summary(result: dict) -> str:
     """The table printed at the end."""
     s = result["summary"]
-    lines = [f"evidence cost, model {result['model']} ({result['rate']} frames/s of 512x512 PNG for {result['seconds']} s per run, median of "
+    lines = []
+    if "backlog_cpu_on_over_off" in s:
+        b = s["backlog_cpu_ms_per_frame"]
+        lines.append(f"backlog ({len(result['backlog_runs']) // 2} runs each of {result['backlog_runs'][0]['frames']} "
+                     f"frames at full speed): CPU-ms/frame off {b['off']:.2f}, on {b['on']:.2f}, on/off "
+                     f"{s['backlog_cpu_on_over_off']:.3f}")
+    if not result["runs"]:
+        return "\n".join(lines)
+    lines += [f"evidence cost, model {result['model']} ({result['rate']} frames/s of 512x512 PNG for {result['seconds']} s per run, median of "
              f"{len(result['runs']) // 2} runs each)",
              "  config  defects  CPU-ms/frame  p50 ms  p99 ms"]
     for c in ("off", "on"):
@@ -165,6 +207,8 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="live stream per worker run")
     p.add_argument("--repeats", type=int, default=2, help="runs of each configuration")
     p.add_argument("--defect-rate", type=float, default=0.05, help="share of frames the worker judges defect")
+    p.add_argument("--backlog", type=int, default=0, help="also this many pre-loaded frames judged at full speed "
+                   "per run (CPU per frame without idle time); 0: live runs only")
     p.add_argument("--model", type=Path, default=None, help="a trained model base folder judging with its own "
                    "threshold (default: the tiny model, threshold set for --defect-rate)")
     args = p.parse_args(argv)
