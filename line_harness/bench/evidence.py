@@ -28,13 +28,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from kafka import TopicPartition
 
 from line_harness.paths import REPO
+from worker.evidence import EvidenceWriter
 
 SIZE = (512, 512)
 CAMERAS = 4
 POOL = 60   # distinct frames the simulator cycles through; the threshold is set on the same pool
 SEED = 7
+_TP = TopicPartition("frames", 0)
 
 
 def _live_run(env, store, name: str, rate: float, seconds: float, threshold: float | None, evidence: bool,
@@ -97,6 +100,70 @@ def _backlog_run(env, store, frames_topic: str, frames: int, name: str, threshol
             "cpu_ms_per_frame": row["cpu_cores"] / row["frames_per_s"] * 1000.0}
 
 
+def breakdown(store, frames: int = 40) -> dict:
+    """CPU-ms per kept defect frame inside one process: the whole writer, its overlay and its three PUTs."""
+    import cv2
+    from prometheus_client import CollectorRegistry
+
+    import worker.evidence as evidence_module
+    from line_contracts.events import Box, DefectRegion, Localisation
+    from line_contracts.frame import Encoding
+    from line_harness.frames import frame_headers
+    from line_harness.processes import wait_until
+    from worker.batching import WorkItem
+    from worker.decode import DecodedFrame
+    from worker.evidence_client import s3_client
+    from worker.metrics import EvidenceMetrics
+    from worker.model import ServingModel
+    from worker.results import RecordFactory
+    from worker.settings import WorkerSettings
+
+    client = s3_client(WorkerSettings(evidence_endpoint=store.endpoint, evidence_bucket=store.bucket))
+    spent = {"overlay": 0.0, "puts": 0.0}
+
+    def timed(name, fn):
+        def call(*a, **kw):
+            t0 = time.thread_time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[name] += time.thread_time() - t0
+        return call
+
+    render = evidence_module.render_overlay
+    evidence_module.render_overlay = timed("overlay", render)
+    client.put_object = timed("puts", client.put_object)
+    registry = CollectorRegistry()
+    writer = EvidenceWriter(client, store.bucket, EvidenceMetrics(registry))
+    writer.start()
+    rng = np.random.default_rng(0)
+    model = ServingModel(None, "m", "1", "litert", 0.5, *SIZE)
+    factory = RecordFactory("results", "dlq", "bench", 1024)
+    region = Localisation(map_height=64, map_width=64, regions=[
+        DefectRegion(box=Box(x=240, y=160, width=48, height=48), peak=0.9, area_px=2304)])
+    claims = []
+    for i in range(frames):
+        image = cv2.GaussianBlur(rng.integers(60, 200, SIZE, dtype=np.uint8), (5, 5), 0)
+        frame = DecodedFrame(frame_headers(i, size=SIZE), image, 0.0)
+        item = WorkItem(_TP, i, 1, None, b"", [], time.time_ns(), 0.0, None)
+        event = factory.event(item, frame, 0.9, model, 0, 1.0, 1).model_copy(update={"localisation": region})
+        defect_map = np.zeros((64, 64), np.float32)
+        defect_map[20:26, 30:36] = 0.9
+        claims.append((event, cv2.imencode(".png", image)[1].tobytes(), image, defect_map))
+    try:
+        t0 = os.times()
+        for event, raw, image, defect_map in claims:
+            writer.claim(event, raw, image, SIZE[0], SIZE[1], Encoding.PNG, defect_map)
+        wait_until(lambda: registry.get_sample_value("inspection_evidence_written_total") == frames, 120, 0.01)
+        t1 = os.times()
+    finally:
+        evidence_module.render_overlay = render
+        writer.close(10)
+    total = (t1.user + t1.system - t0.user - t0.system) * 1000.0 / frames
+    return {"frames": frames, "cpu_ms_per_kept_frame": total, "overlay_ms": spent["overlay"] * 1000.0 / frames,
+            "puts_ms": spent["puts"] * 1000.0 / frames}
+
+
 def run(args) -> dict:
     """Threshold offline, then the interleaved live runs; JSON + a table."""
     from line_harness.bench.pipeline_ceiling import read_records
@@ -119,6 +186,10 @@ def run(args) -> dict:
     store.start(timeout_s=120)
     os.environ.update({k: v for k, v in store.client_env().items() if k.startswith("AWS_")})  # the workers' keys
     try:
+        result["breakdown"] = breakdown(store)
+        print(f"  in one process: {result['breakdown']['cpu_ms_per_kept_frame']:.1f} CPU-ms per kept defect frame "
+              f"(overlay {result['breakdown']['overlay_ms']:.1f}, three PUTs {result['breakdown']['puts_ms']:.1f})",
+              flush=True)
         with broker_session(out / f"kafka-evidence-{os.getpid()}") as broker:
             env = Env(broker.kafka_env, broker.client_kwargs, model, out, CAMERAS)
             threshold = None
