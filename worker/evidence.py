@@ -70,8 +70,9 @@ class EvidenceWriter:
 
     def __init__(self, client, bucket: str, metrics: EvidenceMetrics, sample_ok: float = 0.0, queue_size: int = 256,
                  retry_s: float = 300.0, backoff_s: tuple[float, float] = (0.5, 5.0),
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, overlay_max_side: int = 0):
         self._client = client
+        self._overlay_max_side = overlay_max_side
         self.bucket = bucket
         self._metrics = metrics
         self._sample_ok = sample_ok
@@ -204,7 +205,8 @@ class EvidenceWriter:
             if p.defect_map is None and p.localisation is None and p.encoding is Encoding.PNG:
                 p.overlay = p.frame_bytes  # nothing to draw: the camera's PNG is the plain picture
             else:
-                p.overlay = render_overlay(p.image, p.frame_height, p.frame_width, p.defect_map, p.localisation)
+                p.overlay = render_overlay(p.image, p.frame_height, p.frame_width, p.defect_map, p.localisation,
+                                           self._overlay_max_side)
         put = self._client.put_object
         put(Bucket=self.bucket, Key=p.prefix + p.frame_name, Body=p.frame_bytes, ContentType=_CONTENT_TYPE[p.encoding])
         put(Bucket=self.bucket, Key=p.prefix + OVERLAY_NAME, Body=p.overlay, ContentType="image/png")

@@ -1,8 +1,9 @@
 """The overlay PNG kept as evidence: the frame, the model's defect map as heat, the defect regions as boxes.
 
-Drawn at the camera's frame size, because the event's boxes are in frame pixels. The decoded frame
-is at the model's input size; when the camera's size differs it is resized back for the picture
-(the original bytes are kept next to the overlay, so nothing is lost by that).
+Drawn at the camera's frame size, or smaller: with `max_side` (WORKER_EVIDENCE_OVERLAY_MAX_SIDE) the
+long side is capped, the frame area-averaged down and the event's boxes (frame pixels) scaled with it.
+The overlay is a visual aid; the original bytes are kept next to it at full resolution, so nothing is
+lost by that, and a quarter of the pixels is a quarter of the encoding cost (docs/performance.md).
 
 It is an indexed-colour (palette) PNG: 64 grey levels x 4 heat levels, plus red and amber for the
 boxes. Encoding is most of what evidence costs the worker's CPU, and one byte per pixel deflates
@@ -44,24 +45,38 @@ def _palette() -> bytes:
 _PALETTE = _palette()
 
 
+def overlay_size(frame_height: int, frame_width: int, max_side: int = 0) -> tuple[int, int]:
+    """(height, width) of the overlay: the frame's, its long side capped at max_side (0: no cap)."""
+    long_side = max(frame_height, frame_width)
+    if max_side <= 0 or long_side <= max_side:
+        return frame_height, frame_width
+    scale = max_side / long_side
+    return max(1, round(frame_height * scale)), max(1, round(frame_width * scale))
+
+
 def render_overlay(image: np.ndarray, frame_height: int, frame_width: int, defect_map: Optional[np.ndarray],
-                   localisation: Optional[Localisation]) -> bytes:
+                   localisation: Optional[Localisation], max_side: int = 0) -> bytes:
     """PNG bytes of the frame with the map's heat (when there is a map) and the region boxes (when any)."""
+    height, width = overlay_size(frame_height, frame_width, max_side)
     gray = np.asarray(image, np.uint8)
-    if gray.shape != (frame_height, frame_width):
-        gray = cv2.resize(gray, (frame_width, frame_height), interpolation=cv2.INTER_LINEAR)
+    if gray.shape != (height, width):
+        shrink = gray.shape[0] >= height and gray.shape[1] >= width  # area-average down, interpolate up
+        gray = cv2.resize(gray, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
     index = np.minimum(gray >> 2, _GREYS - 1)
     if defect_map is not None and np.size(defect_map):
         cells = np.nan_to_num(np.asarray(defect_map, np.float32), nan=0.0).clip(0.0, 1.0)
-        level = cv2.resize(cells, (frame_width, frame_height), interpolation=cv2.INTER_LINEAR)
+        level = cv2.resize(cells, (width, height), interpolation=cv2.INTER_LINEAR)
         heat = (level * (HEAT_LEVELS - 1) + 0.5).astype(np.uint8)
         index = index + (heat << 6)
     if localisation is not None:
-        thickness = max(1, round(min(frame_height, frame_width) / 256))
+        sx, sy = width / frame_width, height / frame_height  # boxes are in frame pixels
+        thickness = max(1, round(min(height, width) / 256))
         for rank, region in enumerate(localisation.regions):
             b = region.box
-            cv2.rectangle(index, (b.x, b.y), (b.x + b.width - 1, b.y + b.height - 1),
-                          _RED if rank == 0 else _AMBER, thickness)
+            x0, y0 = int(b.x * sx), int(b.y * sy)
+            x1 = max(x0, int(np.ceil((b.x + b.width) * sx)) - 1)
+            y1 = max(y0, int(np.ceil((b.y + b.height) * sy)) - 1)
+            cv2.rectangle(index, (x0, y0), (x1, y1), _RED if rank == 0 else _AMBER, thickness)
     return _indexed_png(np.ascontiguousarray(index, np.uint8))
 
 

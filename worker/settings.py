@@ -112,6 +112,9 @@ class WorkerSettings(KafkaClientSettings):
                                      "beyond it events are published with evidence status 'missing' (queue_full).")
     evidence_timeout_s: float = Field(2.0, gt=0, le=60, description="Connect and read timeout of one evidence "
                                       "store request.")
+    evidence_overlay_max_side: int = Field(256, ge=0, le=16_384, description="Longest side in pixels of the "
+                                           "overlay PNG (frame, heat, boxes), area-downscaled; 0: the camera's "
+                                           "frame size. The frame itself is always kept at full resolution.")
     evidence_retry_s: float = Field(300.0, gt=0, le=86_400, description="A queued frame whose writes fail is "
                                     "retried with back-off for this long, then dropped (counted as write_failed).")
 

@@ -112,13 +112,14 @@ def breakdown(store, frames: int = 40) -> dict:
     from line_harness.processes import wait_until
     from worker.batching import WorkItem
     from worker.decode import DecodedFrame
-    from worker.evidence_client import s3_client
+    from worker.evidence_client import store_client
     from worker.metrics import EvidenceMetrics
     from worker.model import ServingModel
     from worker.results import RecordFactory
     from worker.settings import WorkerSettings
 
-    client = s3_client(WorkerSettings(evidence_endpoint=store.endpoint, evidence_bucket=store.bucket))
+    settings = WorkerSettings(evidence_endpoint=store.endpoint, evidence_bucket=store.bucket)
+    client = store_client(settings)  # what the worker's writer writes with
     spent = {"overlay": 0.0, "puts": 0.0}
 
     def timed(name, fn):
@@ -134,7 +135,8 @@ def breakdown(store, frames: int = 40) -> dict:
     evidence_module.render_overlay = timed("overlay", render)
     client.put_object = timed("puts", client.put_object)
     registry = CollectorRegistry()
-    writer = EvidenceWriter(client, store.bucket, EvidenceMetrics(registry))
+    writer = EvidenceWriter(client, store.bucket, EvidenceMetrics(registry),
+                            overlay_max_side=settings.evidence_overlay_max_side)
     writer.start()
     rng = np.random.default_rng(0)
     model = ServingModel(None, "m", "1", "litert", 0.5, *SIZE)

@@ -1,6 +1,6 @@
 """The evidence writer's decisions (which frames, which keys, queued or missing and why) and its thread's
 retry, drop and recovery, against an in-memory stand-in for the S3 client. The real store is exercised
-by tests/integration/worker/test_evidence_store.py."""
+by tests/integration/worker/test_evidence_store_client.py and test_worker_evidence.py."""
 
 from __future__ import annotations
 
@@ -182,6 +182,23 @@ def test_the_overlay_shows_heat_where_the_map_is_high_and_boxes_at_camera_size()
     assert np.ptp(picture[80, 10].astype(int)) == 0  # far from the map's peak the frame stays grey
     plain = cv2.imdecode(np.frombuffer(render_overlay(image, 64, 64, None, None), np.uint8), cv2.IMREAD_COLOR)
     assert (np.abs(plain.astype(int) - 100) <= 2).all()  # 64 grey steps: the two lowest bits go
+
+
+def test_a_capped_overlay_is_area_downscaled_with_its_boxes_scaled():
+    image = np.zeros((512, 768), np.uint8)
+    image[:, 1::2] = 200  # a one-pixel stripe pattern: area-averaging makes it an even grey
+    box = Box(x=400, y=200, width=80, height=40)  # camera pixels of the 512x768 frame
+    loc = Localisation(map_height=8, map_width=8, regions=[DefectRegion(box=box, peak=1.0, area_px=3200)])
+    png = render_overlay(image, 512, 768, None, loc, max_side=192)
+    picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (128, 192, 3)  # long side 192, aspect kept
+    assert abs(int(picture[10, 10, 0]) - 100) <= 4  # averaged, not sampled (a sample would be 0 or 200)
+    b, g, r = (int(v) for v in picture[50, 110])  # the box's top edge, at a quarter of (400, 200)
+    assert r > 200 and g < 50 and b < 50
+    b, g, r = (int(v) for v in picture[59, 119])  # its bottom-right corner: (479, 239) / 4
+    assert r > 200 and g < 50 and b < 50
+    same = render_overlay(image[:64, :96], 64, 96, None, None, max_side=192)  # smaller than the cap: as it is
+    assert cv2.imdecode(np.frombuffer(same, np.uint8), cv2.IMREAD_GRAYSCALE).shape == (64, 96)
 
 
 @pytest.mark.parametrize("value", ["s3.local:8333", "ftp://x"])
