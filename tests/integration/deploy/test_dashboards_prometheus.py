@@ -48,6 +48,8 @@ def feed(metrics: WorkerMetrics, stop: threading.Event, rng: np.random.Generator
             metrics.queue_wait_seconds.observe(rng.uniform(0.001, 0.02))
             metrics.capture_to_publish.labels(line).observe(rng.uniform(0.02, 0.2))
             metrics.defect_score.labels(line).observe(rng.uniform(0.6, 1.0) if verdict == "defect" else rng.uniform(0, 0.3))
+            if verdict == "defect":  # the strongest region's 4x4 cell (worker/regions.py)
+                metrics.defect_regions.labels(line, str(int(rng.integers(4))), str(int(rng.integers(4)))).inc()
         if rng.random() < 0.2:
             metrics.frames_dead_lettered.labels("truncated").inc()
         metrics.consumer_lag.labels("line.frames", str(int(rng.integers(3)))).set(int(rng.integers(0, 50)))
