@@ -18,19 +18,6 @@ from producer_sim.faults import ALL_KINDS
 pytestmark = pytest.mark.timeout(200)
 
 
-@pytest.fixture(scope="module")
-def ctx(kafka_broker, kafka_client_kwargs, tmp_path_factory):
-    """A chaos context on the test run's broker with the tiny model at 64x64."""
-    from training.tiny_model import build_tiny_model
-    out = tmp_path_factory.mktemp("chaos")
-    build_tiny_model(out / "models", version=1, input_size=(64, 64))
-    if kafka_broker is not None:
-        kafka_env = kafka_broker.client_settings_env()
-    else:
-        kafka_env = {k: v for k, v in os.environ.items() if k.startswith("KAFKA_")}
-    return scenarios.Ctx(kafka_broker, kafka_env, kafka_client_kwargs, out / "models", out)
-
-
 def _assert_accounted(result: dict) -> None:
     acc = result["accounting"]
     assert acc["produced"] > 0, result
