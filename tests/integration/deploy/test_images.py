@@ -159,7 +159,7 @@ PROVIDES = {"kafka-python": "kafka", "opencv-python-headless": "cv2", "numpy": "
             "pydantic-settings": "pydantic_settings", "prometheus-client": "prometheus_client",
             "ai-edge-litert": "ai_edge_litert", "tensorflow": "tensorflow", "tf-keras": "tf_keras",
             "tensorflow-hub": "tensorflow_hub", "matplotlib": "matplotlib", "boto3": "boto3",
-            "botocore": "botocore"}
+            "botocore": "botocore", "urllib3": "urllib3"}
 
 
 def extra_modules(extra: str) -> set[str]:
