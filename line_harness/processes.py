@@ -104,6 +104,26 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
+def stop_group(pid: int, alive: Callable[[int], bool], timeout_s: float, kill: bool = False) -> None:
+    """SIGTERM (or SIGKILL) the process group led by `pid`, wait up to timeout_s, then SIGKILL it; returns when
+    `alive(pid)` is false. The one stop sequence of the local servers (Kafka broker, evidence store)."""
+    _signal_group(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if alive(pid):
+        _signal_group(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.05)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
 class Child:
     """One started process: `name`, `proc`, `log_path`; `stop()` ends its whole process group."""
 

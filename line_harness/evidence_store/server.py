@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Optional
 
 from line_harness.paths import DEPLOY_DIR, REPO
-from line_harness.processes import die_with_parent, free_port, port_is_free
+from line_harness.processes import die_with_parent, free_port, port_is_free, stop_group
 
 BUILD_SCRIPT = DEPLOY_DIR / "evidence" / "build.sh"
 DEFAULT_RUN_DIR = REPO / "run" / "evidence-store"
@@ -161,14 +160,7 @@ class LocalObjectStore:
         """SIGTERM (or SIGKILL) the server's process group and wait; SIGKILL if it outlives timeout_s."""
         pid = self._proc.pid if self._proc is not None else self.pid
         if pid is not None:
-            self._signal(pid, signal.SIGKILL if kill else signal.SIGTERM)
-            deadline = time.monotonic() + timeout_s
-            while self._alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self._alive(pid):
-                self._signal(pid, signal.SIGKILL)
-                while self._alive(pid):
-                    time.sleep(0.05)
+            stop_group(pid, self._alive, timeout_s, kill)
         self._proc = None
         self.pid_file.unlink(missing_ok=True)
 
@@ -257,10 +249,3 @@ class LocalObjectStore:
         if self._proc is not None and self._proc.pid == pid:
             return self._proc.poll() is None
         return _is_our_store(pid, self.run_dir)
-
-    @staticmethod
-    def _signal(pid: int, signum: int) -> None:
-        try:
-            os.killpg(pid, signum)
-        except ProcessLookupError:
-            pass

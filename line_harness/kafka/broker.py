@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -23,7 +22,7 @@ from typing import Optional
 
 from line_harness.kafka.config import broker_properties, log4j2_properties
 from line_harness.paths import DEPLOY_DIR, REPO
-from line_harness.processes import die_with_parent, free_port, port_is_free
+from line_harness.processes import die_with_parent, free_port, port_is_free, stop_group
 
 KAFKA_DIR = DEPLOY_DIR / "kafka"  # pom.xml; the fetched jars go under its target/
 JAR_DIR = KAFKA_DIR / "target" / "dependency"
@@ -182,20 +181,7 @@ class LocalKafka:
         """SIGTERM (or SIGKILL) the broker's process group and wait; SIGKILL if it outlives timeout_s."""
         pid = self._proc.pid if self._proc is not None else self.pid
         if pid is not None:
-            try:
-                os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + timeout_s
-            while self._alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self._alive(pid):
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                while self._alive(pid):
-                    time.sleep(0.05)
+            stop_group(pid, self._alive, timeout_s, kill)
         self._proc = None
         self.pid_file.unlink(missing_ok=True)
 
