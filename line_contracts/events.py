@@ -122,6 +122,8 @@ class ModelRef(BaseModel):
     name: str = Field(description="Model name from its metadata.")
     version: str = Field(description="Model version from its metadata.")
     backend: str = Field(description="Runtime that executed it: 'tensorflow' or 'litert'.")
+    variant: str = Field("exact", description="'exact', or 'fast': the version's cheaper variant (lower working "
+                                              "resolution) that training found as good on its held-out frames.")
 
 
 class DefectEvent(BaseModel):

@@ -11,6 +11,11 @@ Serving does); the highest complete version is the one to serve. A version folde
                      so regions cost no second inference); models without it give no regions.
     model.tflite     LiteRT twin of the same function (CPU workers).
     metadata.json    ModelMetadata; written last, so its presence marks the version complete.
+    fast/            Optional cheaper variant of the same model: a complete model folder of its
+                     own (saved_model/, model.tflite, metadata.json with variant "fast"), same
+                     frames in and same outputs, judged at a lower working resolution. The
+                     version's metadata `variants["fast"]` records its held-out metrics and
+                     `matches_exact`; a CPU worker serves it only when that is true.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ SAVED_MODEL_DIR = "saved_model"
 TFLITE_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
 METADATA_SCHEMA_VERSION = 1
+FAST_VARIANT_DIR = "fast"
+VARIANTS = ("exact", "fast")
 
 
 class ModelMetadata(BaseModel):
@@ -54,3 +61,9 @@ class ModelMetadata(BaseModel):
     )
     litert_twin: bool = Field(True, description="model.tflite was written; False: LiteRT conversion failed, TensorFlow only.")
     export_warnings: list[str] = Field(default_factory=list, description="What went wrong at export without losing the model.")
+    variant: str = Field("exact", description="'exact' (the version folder itself) or 'fast' (its fast/ sub-folder).")
+    variants: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Other variants inside this version: {'fast': {folder, model_height, model_width, downscale, threshold, "
+                    "holdout, matches_exact, reason}}.",
+    )

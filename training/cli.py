@@ -38,7 +38,7 @@ def _fractions(text: str) -> tuple[float, float, float]:
 
 
 def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=None, model_size=None, crop=None, repeats=None,
-                          learning_rate=None, variant=None, patience=None, schedule=None) -> None:
+                          learning_rate=None, variant=None, patience=None, schedule=None, downscale=None) -> None:
     """Options shared by train and quick-demo; None defaults are chosen by the plan (training/plan.py)."""
     p.add_argument("--out", type=Path, required=True, help="model base folder; the version goes into OUT/<version>/")
     p.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
@@ -50,6 +50,9 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
     p.add_argument("--no-standardize", dest="standardize", action="store_false", help="skip per-frame mean/contrast normalisation")
     p.add_argument("--model-size", type=_size, default=_size(model_size) if model_size else None,
                    help="working resolution HxW inside the model (default: plan, from the frame size)")
+    p.add_argument("--downscale", choices=("area", "extremes"), default=downscale,
+                   help="how frames shrink to the working size: area average, or average+minimum+maximum channels that keep "
+                        "thin scratches' contrast (default: plan)")
     p.add_argument("--crop", type=int, default=crop, help="train on square crops of this size (0 = whole frames; default: plan)")
     p.add_argument("--repeats", type=int, default=repeats, help="passes over the training frames per epoch (new random crops each pass)")
     p.add_argument("--epochs", type=int, default=epochs)
@@ -87,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--name", default=None, help="model name (default: the data folder's name)")
     tr.add_argument("--plan", dest="plan_only", action="store_true", help="check the data, print the plan and stop (no training)")
     _add_training_options(tr)
+    tr.add_argument("--fast-variant", dest="fast_variant", action="store_true", default=None,
+                    help="also train the fast variant (half working size) even where the plan would not")
+    tr.add_argument("--no-fast-variant", dest="fast_variant", action="store_false",
+                    help="train the exact model only (default: a fast variant for the crops recipe)")
 
     demo = sub.add_parser("quick-demo", help="train the demo model on synthetic frames (a few minutes on 2 cores)")
     demo.add_argument("--frames", type=int, default=600, help="synthetic frames to generate")
@@ -97,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     # 128 inside the model (4x area downscale of 512 frames), whole frames: the standardisation
     # statistics match serving exactly and an epoch costs ~12 s on 2 busy cores.
     _add_training_options(demo, epochs=12, minutes=2.2, model_size="128", crop=0, repeats=1, learning_rate=2e-3, variant="stride4",
-                          patience=99, schedule="cosine")
+                          patience=99, schedule="cosine", downscale="area")
     demo.add_argument("--mil-weight", type=float, default=1.0, help="weight of the top-cell loss (pushes the hardest ok cell down)")
     demo.set_defaults(max_fpr=0.0, batch_size=8)  # min DAGM cost, but a live display at 5% defects must not cry wolf
 

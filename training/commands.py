@@ -53,13 +53,23 @@ def _recipe(args: argparse.Namespace, name: str, plan=None):
     src = plan if plan is not None else args
     model_size = src.model_size
     model = ModelConfig(design=args.design, model_height=model_size[0], model_width=model_size[1], fine_tune=not args.frozen,
-                        standardize=args.standardize)
+                        standardize=args.standardize, downscale=src.downscale)
     train = TrainConfig(epochs=src.epochs, batch_size=src.batch_size, learning_rate=src.learning_rate, crop=src.crop, repeats=src.repeats,
                         patience=src.patience, seed=args.seed, max_minutes=src.max_minutes, threads=args.threads,
                         schedule=src.schedule, mil_weight=getattr(src, "mil_weight", 0.0), balanced=getattr(src, "balanced", False))
     gate = GateLimits(args.gate_min_auc, args.gate_min_recall, args.gate_max_fpr)
     return Recipe(name=name, model=model, train=train, split=tuple(args.fractions), split_seed=args.split_seed, target_recall=args.target_recall,
                   max_fpr=args.max_fpr, gate=gate, litert=args.litert)
+
+
+def _fast_recipe(recipe, size: tuple[int, int]):
+    """The exact recipe at the fast variant's working size and downscale, on its own time budget."""
+    from dataclasses import replace
+
+    from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES
+
+    return replace(recipe, model=replace(recipe.model, model_height=size[0], model_width=size[1], downscale=FAST_DOWNSCALE),
+                   train=replace(recipe.train, max_minutes=FAST_MAX_MINUTES))
 
 
 def _train(args: argparse.Namespace, log: Log) -> int:
@@ -87,18 +97,27 @@ def _train(args: argparse.Namespace, log: Log) -> int:
     configure_threads(args.threads)
     backbone = _backbone(args, plan.variant, log)
     recipe = _recipe(args, args.name or Path(args.data).resolve().name, plan)
-    if args.litert:
-        from training.export import preflight
-        from training.model import defect_mapper
+    from training.export import preflight
+    from training.model import defect_mapper
 
+    if args.litert:
         train_model, scorer = build_models(recipe.model, backbone)
-        seconds = preflight(scorer, plan.frame, plan.model_size, Path(args.out), mapper=defect_mapper(train_model))
+        seconds = preflight(scorer, plan.frame, plan.model_size, Path(args.out), mapper=defect_mapper(train_model), downscale=plan.downscale)
         log(f"preflight: an untrained twin exports as SavedModel and converts to LiteRT ({seconds:.0f}s)")
-    data = load_images(checked.items, plan.model_size, plan.frame, checked.images)
+    data = load_images(checked.items, plan.model_size, plan.frame, checked.images, downscale=plan.downscale)
     log(f"prepared {len(data)} images at working size {plan.model_size[0]}x{plan.model_size[1]} in {time.monotonic() - started:.0f}s")
+    fast = None
+    if plan.fast_size:
+        fast_recipe = _fast_recipe(recipe, plan.fast_size)
+        if args.litert:
+            fast_model, fast_scorer = build_models(fast_recipe.model, backbone)
+            preflight(fast_scorer, plan.frame, plan.fast_size, Path(args.out), mapper=defect_mapper(fast_model),
+                      downscale=fast_recipe.model.downscale)
+        fast = (fast_recipe, load_images(checked.items, plan.fast_size, plan.frame, checked.images, downscale=fast_recipe.model.downscale))
+        log(f"prepared the fast variant's images at {plan.fast_size[0]}x{plan.fast_size[1]} ({fast_recipe.model.downscale})")
     info = {**summary(checked.items), "source": str(args.data), "data_split": args.data_split, "masks": checked.masks,
             "plan": plan.as_dict()}
-    train_and_export(recipe, data, backbone, args.out, plan.frame, info, args.version, log)
+    train_and_export(recipe, data, backbone, args.out, plan.frame, info, args.version, log, fast=fast)
     log(f"total wall time {time.monotonic() - started:.0f}s")
     return 0
 
@@ -112,7 +131,7 @@ def _quick_demo(args: argparse.Namespace, log: Log) -> int:
     configure_threads(args.threads)
     started = time.monotonic()
     frames = SyntheticFrames(seed=args.seed, size=args.frame_size, defect_rate=0.5, defect_scale=args.defect_scale)
-    data = load_synthetic(frames, 0, args.frames, args.model_size)
+    data = load_synthetic(frames, 0, args.frames, args.model_size, args.downscale)
     log(f"generated {len(data)} synthetic frames ({int(data.labels.sum())} defective) in {time.monotonic() - started:.0f}s")
     backbone = _backbone(args, args.backbone_variant, log)
     summary = {"images": len(data), "defective": int(data.labels.sum()), "ok": int(len(data) - data.labels.sum()),

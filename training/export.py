@@ -49,8 +49,9 @@ def next_version(base: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], mapper: Any = None) -> Any:
-    """Wrap `scorer` (float 0..255 [N,h,w,1] -> [N] or [N,1]) in the uint8 serving signature.
+def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], mapper: Any = None,
+                   downscale: str = "area") -> Any:
+    """Wrap `scorer` (float 0..255 [N,h,w,C] -> [N] or [N,1]) in the uint8 serving signature.
 
     With a `mapper` (pixels -> [N,h',w',1] defect map) `serve` returns the map as MAP_OUTPUT_KEY too,
     and the module gets `locate`, saved as the DEFECT_MAP_SIGNATURE (map only, for training/localise.py):
@@ -71,7 +72,7 @@ def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[i
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.uint8, name=INPUT_KEY)])
         def serve(self, frames: Any) -> dict[str, Any]:
             # The same resize training prepared its images with (LiteRT builtins only).
-            pixels = to_working_size(tf.cast(frames, tf.float32), tuple(model_size))
+            pixels = to_working_size(tf.cast(frames, tf.float32), tuple(model_size), downscale)
             if mapper is None:
                 scores = self.scorer(pixels, training=False)
                 return {OUTPUT_KEY: tf.reshape(tf.cast(scores, tf.float32), [-1])}
@@ -88,7 +89,7 @@ def serving_module(scorer: Any, input_size: tuple[int, int], model_size: tuple[i
 
         @tf.function(input_signature=[tf.TensorSpec([None, height, width, 1], tf.uint8, name=INPUT_KEY)])
         def locate(frames: Any) -> dict[str, Any]:
-            pixels = to_working_size(tf.cast(frames, tf.float32), tuple(model_size))
+            pixels = to_working_size(tf.cast(frames, tf.float32), tuple(model_size), downscale)
             return {DEFECT_MAP_KEY: tf.cast(mapper(pixels, training=False), tf.float32)[..., 0]}
 
         module.locate = locate
@@ -114,7 +115,7 @@ def _joint_model(scorer: Any, mapper: Any) -> Any:
 
 
 def preflight(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, int], workdir: Path,
-              mapper: Any = None) -> float:
+              mapper: Any = None, downscale: str = "area") -> float:
     """Export an untrained twin (with its map output) and convert it to LiteRT (seconds); ExportError naming the cause."""
     import tensorflow as tf
 
@@ -122,7 +123,7 @@ def preflight(scorer: Any, input_size: tuple[int, int], model_size: tuple[int, i
     target = Path(workdir) / f".preflight-{os.getpid()}"
     shutil.rmtree(target, ignore_errors=True)
     try:
-        module = serving_module(scorer, tuple(input_size), tuple(model_size), mapper)
+        module = serving_module(scorer, tuple(input_size), tuple(model_size), mapper, downscale)
         tf.saved_model.save(module, str(target / SAVED_MODEL_DIR), signatures={SIGNATURE_NAME: module.serve.get_concrete_function()})
         convert_to_litert(target / SAVED_MODEL_DIR, with_map=mapper is not None)
     except ExportError:
@@ -155,8 +156,16 @@ def export_version(
     quality_gate: dict[str, Any] | None = None,
     log: Any = print,
     mapper: Any = None,
+    variant: str = "exact",
+    variants: dict[str, Any] | None = None,
+    variant_dirs: dict[str, Path] | None = None,
+    warnings: list[str] | None = None,
 ) -> Path:
-    """Write base/<version>/ (saved_model/, model.tflite, metadata.json) and return its path."""
+    """Write base/<version>/ (saved_model/, model.tflite, metadata.json) and return its path.
+
+    `variant_dirs` ({"fast": complete model folder}) are moved into the version before its
+    metadata.json is written, so a version is complete with its variants or not at all.
+    """
     import tensorflow as tf
 
     base = Path(base)
@@ -172,12 +181,13 @@ def export_version(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        module = serving_module(scorer, tuple(input_size), model_size, mapper)
+        # The resize is part of the model's contract, so it comes from the recorded architecture.
+        module = serving_module(scorer, tuple(input_size), model_size, mapper, (architecture or {}).get("downscale", "area"))
         signatures = {SIGNATURE_NAME: module.serve.get_concrete_function()}
         if mapper is not None:
             signatures[DEFECT_MAP_SIGNATURE] = module.locate.get_concrete_function()
         tf.saved_model.save(module, str(staging / SAVED_MODEL_DIR), signatures=signatures)
-        warnings: list[str] = []
+        warnings = list(warnings or [])
         twin = False
         if litert:
             try:
@@ -189,6 +199,8 @@ def export_version(
                 log(f"WARNING: {exc}; the SavedModel is written anyway (metadata litert_twin=false); serve it with backend tensorflow")
         for file_name, text in (extra_files or {}).items():
             (staging / file_name).write_text(text)
+        for folder_name, source in (variant_dirs or {}).items():
+            shutil.move(str(source), str(staging / folder_name))
         metadata = ModelMetadata(
             name=name,
             version=str(version),
@@ -207,6 +219,8 @@ def export_version(
             quality_gate=quality_gate or {},
             litert_twin=twin,
             export_warnings=warnings,
+            variant=variant,
+            variants=variants or {},
         )
         # Written last: its presence marks the version complete (line_contracts.model).
         (staging / METADATA_FILE).write_text(json.dumps(metadata.model_dump(), indent=2, default=_jsonable))

@@ -15,6 +15,11 @@ Rules (documented in docs/training.md, recorded in metadata.json `architecture`)
   any enlargement) bilinear. Both are LiteRT builtins (`tf.image.resize(method="area")` is not),
   and training prepares its images with this very function, so the model never sees frames
   resized differently at serving time.
+* **Downscale** `extremes` (optional, `--downscale extremes`): the shrink gives three channels
+  instead of one, the block average, minimum and maximum. Averaging a 4x4 block dilutes a
+  one-pixel scratch to a quarter of its contrast and hides it in the texture; its minimum (dark
+  defects) or maximum (bright ones) keeps the full contrast, at the same working size and so the
+  same backbone cost. The backbone takes three channels anyway (grey is otherwise copied to RGB).
 """
 
 from __future__ import annotations
@@ -29,6 +34,14 @@ MIN_SHORT_SIDE = 64  # below this the stride-8 feature map has too few cells to 
 # Working sides are multiples of the backbone's stride, so that the defect map has exactly
 # side/stride cells (EfficientNet's strided layers round odd sides down) and masks line up with it.
 SIDE_MULTIPLE = 8
+DOWNSCALES = ("area", "extremes")
+
+
+def channels(downscale: str) -> int:
+    """Channels of a working-size image: 1 (area average) or 3 (average, minimum, maximum)."""
+    if downscale not in DOWNSCALES:
+        raise ValueError(f"downscale must be one of {DOWNSCALES}, got {downscale!r}")
+    return 3 if downscale == "extremes" else 1
 
 
 def camera_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
@@ -61,15 +74,21 @@ def fit_to_frame(image: np.ndarray, frame: tuple[int, int]) -> np.ndarray:
     return np.pad(image, ((top, fh - h - top), (left, fw - w - left)), mode="symmetric")
 
 
-def to_working_size(pixels: Any, model_size: tuple[int, int]) -> Any:
-    """TensorFlow op: float [N, H, W, 1] frames -> [N, h, w, 1] at the working size (LiteRT-safe)."""
+def to_working_size(pixels: Any, model_size: tuple[int, int], downscale: str = "area") -> Any:
+    """TensorFlow op: float [N, H, W, 1] frames -> [N, h, w, C] at the working size (LiteRT-safe); C from `channels`."""
     import tensorflow as tf
 
     height, width = int(pixels.shape[1]), int(pixels.shape[2])
-    if (height, width) == tuple(model_size):
-        return pixels
     pool = (max(1, height // model_size[0]), max(1, width // model_size[1]))
-    if pool != (1, 1):
+    if channels(downscale) == 3:
+        if pool == (1, 1):
+            pixels = tf.concat([pixels, pixels, pixels], axis=-1)
+        else:
+            # min(x) = -max(-x): max pooling is a LiteRT builtin, min pooling is not.
+            pixels = tf.concat([tf.nn.avg_pool2d(pixels, ksize=pool, strides=pool, padding="VALID"),
+                                -tf.nn.max_pool2d(-pixels, ksize=pool, strides=pool, padding="VALID"),
+                                tf.nn.max_pool2d(pixels, ksize=pool, strides=pool, padding="VALID")], axis=-1)
+    elif pool != (1, 1):
         # Average pooling is exact area resizing for the whole-number part of a shrink.
         pixels = tf.nn.avg_pool2d(pixels, ksize=pool, strides=pool, padding="VALID")
     if (int(pixels.shape[1]), int(pixels.shape[2])) != tuple(model_size):
@@ -77,14 +96,16 @@ def to_working_size(pixels: Any, model_size: tuple[int, int]) -> Any:
     return pixels
 
 
-def prepare(images: np.ndarray, model_size: tuple[int, int], batch: int = 32) -> np.ndarray:
-    """uint8 [N, H, W] camera frames -> uint8 [N, h, w] working-size images, via `to_working_size`."""
-    if images.shape[1:3] == tuple(model_size):
+def prepare(images: np.ndarray, model_size: tuple[int, int], batch: int = 32, downscale: str = "area") -> np.ndarray:
+    """uint8 [N, H, W] camera frames -> uint8 [N, h, w] (area) or [N, h, w, 3] (extremes), via `to_working_size`."""
+    if images.shape[1:3] == tuple(model_size) and channels(downscale) == 1:
         return images
     import tensorflow as tf
 
     out = []
     for start in range(0, len(images), batch):
         chunk = tf.constant(images[start : start + batch, ..., None], tf.float32)
-        out.append(np.clip(np.round(to_working_size(chunk, model_size).numpy()[..., 0]), 0, 255).astype(np.uint8))
-    return np.concatenate(out) if out else np.zeros((0, *model_size), np.uint8)
+        resized = to_working_size(chunk, model_size, downscale).numpy()
+        out.append(np.clip(np.round(resized[..., 0] if channels(downscale) == 1 else resized), 0, 255).astype(np.uint8))
+    shape = (0, *model_size) + (() if channels(downscale) == 1 else (3,))
+    return np.concatenate(out) if out else np.zeros(shape, np.uint8)

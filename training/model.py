@@ -9,7 +9,9 @@
 * `global`: the notebook's design (backbone feature vector + one sigmoid unit), kept to measure
   the trade-off and for TF Hub feature-vector handles.
 
-Every model takes float pixels 0..255, shape [N, h, w, 1], and does its own scaling.
+Every model takes float pixels 0..255, shape [N, h, w, C] at the working size, and does its own
+scaling; C is 1 (grey, copied to the backbone's RGB) or 3 (`downscale="extremes"`: block
+average, minimum, maximum; training/frames.py).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from training.backbone import BackboneInfo, hub_layer
+from training.frames import channels
 
 DESIGNS = ("segdec", "global")
 
@@ -33,6 +36,7 @@ class ModelConfig:
     standardize: bool = True  # per-frame mean/contrast normalisation before the backbone
     seg_channels: int = 32
     dropout: float = 0.2
+    downscale: str = "area"  # how camera frames shrink to the working size (training/frames.py)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -45,10 +49,10 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
 
     if config.design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {config.design!r}")
-    pixels = keras.Input((None, None, 1), name="pixels")
+    pixels = keras.Input((None, None, channels(config.downscale)), name="pixels")
     normalised = keras.layers.Lambda(_standardize, name="standardize")(pixels) if config.standardize else pixels
     scaled = normalised if info.input_range == "0-255" else keras.layers.Rescaling(1.0 / 255.0)(normalised)
-    rgb = keras.layers.Concatenate(name="gray_to_rgb")([scaled, scaled, scaled])
+    rgb = keras.layers.Concatenate(name="gray_to_rgb")([scaled, scaled, scaled]) if channels(config.downscale) == 1 else scaled
     features = hub_layer(info, trainable=config.fine_tune)(rgb)
 
     if config.design == "global":

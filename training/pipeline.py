@@ -22,7 +22,7 @@ from training.frames import fit_to_frame, prepare
 class ArraySet:
     """Images, weak masks and labels of one split, at the model's working resolution."""
 
-    images: np.ndarray  # uint8 [N, H, W]
+    images: np.ndarray  # uint8 [N, H, W], or [N, H, W, 3] for the extremes downscale (training/frames.py)
     masks: np.ndarray  # uint8 [N, H, W], 255 on defect
     labels: np.ndarray  # int64 [N]
     names: list[str]
@@ -49,12 +49,14 @@ def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.
 
 
 def load_images(items: Sequence[LabeledImage], size: tuple[int, int], frame: Optional[tuple[int, int]] = None,
-                decoded: Optional[Sequence[np.ndarray]] = None) -> ArraySet:
+                decoded: Optional[Sequence[np.ndarray]] = None, downscale: str = "area") -> ArraySet:
     """Decode labelled images and their masks, fitted into `frame` (camera size), then brought to `size`.
 
     The working-size step is `training.frames.prepare`, the same resize the exported model runs.
     `decoded` passes images already read (the data check reads each file once).
     """
+    if frame is None and downscale != "area":
+        raise ValueError(f"downscale {downscale!r} needs the camera frame size (frame=...)")
     unlabelled = [str(it.path) for it in items if it.label is None]
     if unlabelled:
         raise ValueError(f"training needs labelled images; {len(unlabelled)} have no label, e.g. {unlabelled[0]}")
@@ -68,16 +70,16 @@ def load_images(items: Sequence[LabeledImage], size: tuple[int, int], frame: Opt
         images.append(image if frame is not None else _fit(image, size))
     stacked = np.stack(images)
     if frame is not None:
-        stacked = prepare(stacked, size)
+        stacked = prepare(stacked, size, downscale=downscale)
     known = np.array([it.label == 0 or it.mask_path is not None or it.ellipse is not None for it in items], bool)
     return ArraySet(stacked, np.stack(masks), np.array([it.label for it in items], np.int64), [str(it.path) for it in items], known)
 
 
-def load_synthetic(frames: SyntheticFrames, start: int, count: int, size: tuple[int, int]) -> ArraySet:
-    """Generate synthetic frames start..start+count-1, resized to `size`."""
+def load_synthetic(frames: SyntheticFrames, start: int, count: int, size: tuple[int, int], downscale: str = "area") -> ArraySet:
+    """Generate synthetic frames start..start+count-1, brought to `size` by the model's own resize."""
     samples = frames.batch(start, count)
     return ArraySet(
-        np.stack([_fit(s.image, size) for s in samples]),
+        prepare(np.stack([s.image for s in samples]), size, downscale=downscale),
         np.stack([_fit(s.mask, size, nearest=True) for s in samples]),
         np.array([s.label for s in samples], np.int64),
         [f"synthetic:{frames.seed}:{start + i}:{s.kind}" for i, s in enumerate(samples)],
@@ -97,7 +99,7 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) 
 
 
 class BatchSampler:
-    """Augmented training batches: (pixels [B,h,w,1] float 0..255, labels [B], seg targets, mask known [B]).
+    """Augmented training batches: (pixels [B,h,w,C] float 0..255, labels [B], seg targets, mask known [B]).
 
     `balanced` (the whole-frame recipe): each epoch holds every defective frame and as many
     randomly drawn ok frames, so both classes weigh the same and an epoch costs 2x the defects.
@@ -129,7 +131,8 @@ class BatchSampler:
         for start in range(0, len(order), self.batch_size):
             picks = order[start : start + self.batch_size]
             pairs = [self._example(i) for i in picks]
-            pixels = np.stack([p for p, _ in pairs])[..., np.newaxis]
+            pixels = np.stack([p for p, _ in pairs])
+            pixels = pixels[..., np.newaxis] if pixels.ndim == 3 else pixels
             masks = np.stack([m for _, m in pairs])
             yield (pixels, self.data.labels[picks].astype(np.float32), seg_targets(masks, self.stride),
                    self.data.has_mask[picks].astype(np.float32))
@@ -155,7 +158,7 @@ class BatchSampler:
 
     def _crop(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A crop x crop window; for a defect, one that holds the centre of its mask."""
-        h, w = image.shape
+        h, w = image.shape[:2]
         c = min(self.crop, h, w)
         ys, xs = np.nonzero(mask)
         if len(ys):

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from training.frames import camera_size, working_size
+from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES, fast_size
 
 # Working pixels per frame. Crops: native up to 512x512 (the DAGM recipe). Whole frames: an epoch
 # of 2 x defects frames must stay around a minute on 2 busy cores (~0.5 Mpx/s measured).
@@ -43,6 +44,7 @@ class Plan:
     refitted: int  # images of another size, fitted into the frame
     recipe: str  # "crops" | "whole frames"
     model_size: tuple[int, int]
+    downscale: str
     crop: int
     repeats: int
     variant: str
@@ -54,6 +56,7 @@ class Plan:
     max_minutes: float
     mil_weight: float
     balanced: bool
+    fast_size: Optional[tuple[int, int]]  # the fast variant's working size (training/variants.py); None = no fast variant
     chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,7 +75,8 @@ class Plan:
             f"  data        {self.images} images: {self.defective} defective, {self.ok} ok",
             f"  sizes       {sizes}" + (f"; {self.refitted} fitted into {size(self.frame)} (aspect kept, mirror-padded)" if self.refitted else ""),
             f"  camera      {size(self.frame)} frames in, working size {size(self.model_size)} inside the model"
-            f" (scale {self.model_size[0] / self.frame[0]:.3g}, aspect kept)",
+            f" (scale {self.model_size[0] / self.frame[0]:.3g}, aspect kept"
+            + (", average+minimum+maximum channels" if self.downscale == "extremes" else "") + ")",
             f"  masks       {mask_text}",
             f"  recipe      {self.recipe}: " + (f"{self.crop}x{self.crop} crops x{self.repeats} per frame" if self.crop else
                                              "every defect + as many ok frames per epoch, multiple-instance loss"),
@@ -80,6 +84,8 @@ class Plan:
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
             f"patience {self.patience}",
             f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export)",
+            ("  fast        " + (f"a fast variant at {size(self.fast_size)} ({FAST_DOWNSCALE} downscale, up to {FAST_MAX_MINUTES:g} more min), "
+                                 "served on CPU only if it matches the exact model on the held-out frames" if self.fast_size else "no fast variant")),
             f"  chosen by rule: {by_rule}",
         ]
 
@@ -110,6 +116,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         images=len(labels), defective=defective, ok=len(labels) - defective, masks=masks, sizes=dict(counts), frame=frame,
         refitted=sum(1 for s in sizes if tuple(s) != frame), recipe="crops" if crops else "whole frames",
         model_size=tuple(model_size),
+        downscale=pick("downscale", "area"),
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
         variant=pick("backbone_variant", "stride8"),
@@ -121,6 +128,13 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         max_minutes=pick("max_minutes", 25.0 if crops else 20.0),
         mil_weight=0.0 if crops else 1.0,
         balanced=not crops,
+        fast_size=None,
         chosen=chosen,
     )
+    # The fast variant (issue "Speed"): measured for the crops recipe (DAGM class 8), whose budget
+    # then leaves room for it within the 30-minute CPU budget.
+    want_fast = pick("fast_variant", crops)
+    plan.fast_size = fast_size(plan.model_size, plan.crop) if want_fast else None
+    if plan.fast_size and args.max_minutes is None:
+        plan.max_minutes = min(plan.max_minutes, 30.0 - FAST_MAX_MINUTES - 2.0)
     return plan

@@ -50,7 +50,8 @@ def rebuild(version_dir: Path):
     original = loaded.signatures[SIGNATURE_NAME](**{INPUT_KEY: tf.constant(probe)})[OUTPUT_KEY].numpy()
     from training.export import serving_module
 
-    module = serving_module(scorer, (meta.input_height, meta.input_width), (arch["model_height"], arch["model_width"]), mapper)
+    module = serving_module(scorer, (meta.input_height, meta.input_width), (arch["model_height"], arch["model_width"]), mapper,
+                            arch.get("downscale", "area"))
     again = module.serve(tf.constant(probe))[OUTPUT_KEY].numpy()
     if not np.allclose(original, again, atol=1e-4):
         raise ValueError(f"{version_dir}: the rebuilt model scores {again} where the original scores {original}")

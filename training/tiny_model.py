@@ -10,6 +10,7 @@ outputs) and metadata path in seconds.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -76,19 +77,28 @@ def build_tiny_model(
     threshold: float = 0.5,
     name: str = "tiny",
     seed: int = 0,
+    fast: bool = False,
 ) -> Path:
-    """Export the tiny model (SavedModel + model.tflite + metadata.json) to base/<version>/."""
+    """Export the tiny model (SavedModel + model.tflite + metadata.json) to base/<version>/.
+
+    `fast` adds a fast variant (fast/: the same filters at half the working size, threshold +0.05)
+    recorded as matching the exact model, as `train` writes one (training/variants.py).
+    """
+    common = dict(name=name, version=version, input_size=tuple(input_size), backbone="none: fixed difference-of-Gaussians filters",
+                  training_data={"images": 0, "note": "untrained; for tests and local smoke runs"})
+    variants, variant_dirs = {}, {}
+    if fast:
+        half = (max(16, input_size[0] // 2), max(16, input_size[1] // 2))
+        scorer, mapper = tiny_models(seed + 1)
+        variant_dirs["fast"] = export_version(scorer, Path(base) / f".fast-{version}", threshold=round(threshold + 0.05, 6), model_size=half,
+                                              threshold_rule="fixed (tiny test model)", architecture={"design": "tiny-dog", "seed": seed + 1},
+                                              mapper=mapper, variant="fast", **common)
+        variants["fast"] = {"folder": "fast", "model_height": half[0], "model_width": half[1], "downscale": "area",
+                            "threshold": round(threshold + 0.05, 6), "matches_exact": True, "reason": "tiny test model: declared equal"}
     scorer, mapper = tiny_models(seed)
-    return export_version(
-        scorer,
-        Path(base),
-        name=name,
-        version=version,
-        input_size=tuple(input_size),
-        threshold=threshold,
-        threshold_rule="fixed (tiny test model)",
-        backbone="none: fixed difference-of-Gaussians filters",
-        architecture={"design": "tiny-dog", "seed": seed},
-        training_data={"images": 0, "note": "untrained; for tests and local smoke runs"},
-        mapper=mapper,
-    )
+    try:
+        return export_version(scorer, Path(base), threshold=threshold, threshold_rule="fixed (tiny test model)",
+                              architecture={"design": "tiny-dog", "seed": seed}, mapper=mapper, variants=variants,
+                              variant_dirs=variant_dirs, **common)
+    finally:
+        shutil.rmtree(Path(base) / f".fast-{version}", ignore_errors=True)

@@ -73,11 +73,12 @@ def configure_threads(threads: int) -> None:
 
 
 def predict_scores(scorer: Any, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
-    """Scores for uint8 [N,H,W] images at the model's working resolution."""
+    """Scores for uint8 [N,H,W] (or [N,H,W,3]) images at the model's working resolution."""
     import tensorflow as tf
 
     run = tf.function(lambda x: scorer(x, training=False), reduce_retracing=True)
-    out = [np.asarray(run(tf.constant(images[i : i + batch_size, ..., None], tf.float32))).reshape(-1) for i in range(0, len(images), batch_size)]
+    images = images[..., None] if images.ndim == 3 else images  # grey [N,H,W] or extremes [N,H,W,3]
+    out = [np.asarray(run(tf.constant(images[i : i + batch_size], tf.float32))).reshape(-1) for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 

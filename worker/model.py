@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from line_runtime.model import LoadedModel, check_fit_to_serve, gpu_visible, latest_version, load_model, resolve_backend
+from line_runtime.variants import choose_variant
 from worker.device_defaults import apply_device_defaults, describe
 from worker.metrics import WorkerMetrics
 from worker.settings import WorkerSettings
@@ -28,6 +29,8 @@ class ServingModel:
     threshold: float
     input_height: int
     input_width: int
+    variant: str = "exact"  # or "fast": the version's fast/ sub-folder (line_contracts.model)
+    folder: Optional[Path] = None  # the version folder (also for the fast variant, whose files sit below it)
 
 
 def _version_number(path: Path) -> int:
@@ -65,16 +68,19 @@ class ModelManager:
 
     def _load(self, version_dir: Path) -> ServingModel:
         s = self._settings
-        model = load_model(version_dir, backend=s.model_backend, jit_compile=self._jit)
+        choice = choose_variant(version_dir, s.model_variant, resolve_backend(version_dir, s.model_backend))
+        log.info("model variant %s (%s)", choice.variant, choice.reason)
+        model = load_model(choice.folder, backend=s.model_backend, jit_compile=self._jit)
         # Before warm-up: an unfit model is refused at start (exit, naming the gate) and on hot reload (old kept).
         check_fit_to_serve(model.metadata, s.allow_unfit_model)
         model.warmup(s.batch_buckets())
         md = model.metadata
         threshold = s.threshold_override if s.threshold_override is not None else md.threshold
-        log.info("model %s v%s loaded from %s (backend %s, input %dx%d, threshold %.4f), warmed batch sizes %s",
-                 md.name, md.version, version_dir, model.backend, md.input_width, md.input_height, threshold,
+        log.info("model %s v%s (%s) loaded from %s (backend %s, input %dx%d, threshold %.4f), warmed batch sizes %s",
+                 md.name, md.version, choice.variant, choice.folder, model.backend, md.input_width, md.input_height, threshold,
                  s.batch_buckets())
-        return ServingModel(model, md.name, md.version, model.backend, threshold, md.input_height, md.input_width)
+        return ServingModel(model, md.name, md.version, model.backend, threshold, md.input_height, md.input_width,
+                            choice.variant, version_dir)
 
     def start_watching(self) -> None:
         """Scan model_path every model_poll_interval_s for a higher version (no-op when the interval is 0)."""
@@ -95,7 +101,7 @@ class ModelManager:
             number = _version_number(candidate) if candidate else -1
             if number in self._failed_versions or serving is None:
                 continue
-            if number <= _version_number(serving.model.version_dir):
+            if number <= _version_number(serving.folder or serving.model.version_dir):
                 continue
             try:
                 ready = self._load(candidate)

@@ -93,10 +93,10 @@ class RecordFactory:
             dead_lettered_ns=time.time_ns())
 
     def _model_ref(self, model: ServingModel) -> ModelRef:
-        key = (model.name, model.version, model.backend)
+        key = (model.name, model.version, model.backend, model.variant)
         ref = self._model_refs.get(key)
         if ref is None:
-            ref = self._model_refs[key] = ModelRef(name=model.name, version=model.version, backend=model.backend)
+            ref = self._model_refs[key] = ModelRef(name=model.name, version=model.version, backend=model.backend, variant=model.variant)
         return ref
 
 

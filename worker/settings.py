@@ -33,6 +33,11 @@ class WorkerSettings(KafkaClientSettings):
         "auto", description="Runtime: tensorflow (SavedModel), litert (model.tflite, CPU) or auto "
                             "(tensorflow on a GPU, else litert when model.tflite exists); null scores 0 without "
                             "running a model (benchmarks of the pipeline only).")
+    model_variant: Literal["auto", "exact", "fast"] = Field(
+        "auto", description="Which variant of the model version to serve: auto (its fast variant, a lower working "
+                            "resolution, when the backend is litert and training recorded that it matches the exact "
+                            "model on the held-out frames; else the exact one), exact, or fast (refused if the version "
+                            "has none).")
     model_poll_interval_s: float = Field(30.0, ge=0, description="Seconds between scans of model_path for a higher "
                                          "version to hot-reload; 0 turns hot reload off.")
     threshold_override: Optional[float] = Field(None, ge=0.0, le=1.0, description="Decision threshold to use "

@@ -54,14 +54,17 @@ def measure(model, batch: int, seconds: float, min_iterations: int = 3, frames: 
 def ceiling(version_dir: Path, backends: list[str], batches: list[int], seconds: float) -> list[dict]:
     """One row per (backend, batch size)."""
     from line_runtime.model import load_model
+    from line_runtime.variants import choose_variant
     rows = []
     for backend in backends:
-        model = load_model(version_dir, backend=backend)
+        # the variant a worker with default settings serves on this backend (fast on LiteRT when it matches)
+        choice = choose_variant(version_dir, "auto", backend)
+        model = load_model(choice.folder, backend=backend)
         for batch in batches:
             row = measure(model, batch, seconds)
-            row["backend"] = backend
+            row["backend"], row["variant"] = backend, choice.variant
             rows.append(row)
-            print(f"ceiling {backend:10s} batch {batch:3d}: {row['frames_per_s']:8.1f} frames/s "
+            print(f"ceiling {backend:10s} {choice.variant:5s} batch {batch:3d}: {row['frames_per_s']:8.1f} frames/s "
                   f"({row['batch_ms_mean']:.1f} ms/batch, {row['iterations']} iterations, "
                   f"{row['frames_per_cpu_s'] or 0:.1f} frames per CPU-second)", flush=True)
         del model

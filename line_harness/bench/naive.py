@@ -73,12 +73,14 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="or after this many seconds from the first frame")
     p.add_argument("--backend", default="auto", choices=("auto", "litert", "tensorflow"))
     args = p.parse_args(argv)
-    from line_runtime.model import latest_version, load_model
+    from line_runtime.model import latest_version, load_model, resolve_backend
+    from line_runtime.variants import choose_variant
     from line_runtime.settings import KafkaClientSettings, load_settings
     version_dir = latest_version(args.model)
     if version_dir is None:
         p.error(f"--model {args.model} holds no model version")
-    model = load_model(version_dir, backend=args.backend)
+    # the variant the worker serves by default, so that the two loops judge with the same network
+    model = load_model(choose_variant(version_dir, "auto", resolve_backend(version_dir, args.backend)).folder, backend=args.backend)
     model.warmup([1])
     kw = load_settings(KafkaClientSettings).kafka_client_kwargs()
     result = serve_naively(kw, model, args.frames_topic, args.results_topic, args.group, args.frames, args.seconds)

@@ -1,7 +1,9 @@
 """Cheaper LiteRT twins of an exported model, measured: CPU cost per frame and held-out quality of each.
 
-    .venv/bin/python -m line_harness.bench.quantize MODEL_VERSION_DIR --data DATA_DIR [--out DIR]
+    .venv/bin/python -m line_harness.bench.quantize MODEL_VERSION_DIR --data DATA_DIR [--out DIR] [--variants exact,fast]
 
+`fast` is the version's own fast variant (its fast/ folder, trained at half the working size,
+training/variants.py), judged at its own threshold; the others are conversions of the exact model.
 From the version's SavedModel: float16 weights, dynamic-range int8 weights, and full-integer int8
 (activations too, calibrated on frames of the training part). The held-out part is rebuilt the way
 training made it (`training.pipeline.stratified_split` with the fractions and seed in metadata.json),
@@ -25,7 +27,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-VARIANTS = ("exact", "float16", "dynamic_int8", "full_int8")
+VARIANTS = ("exact", "fast", "float16", "dynamic_int8", "full_int8")
 
 
 def held_out_and_calibration(version_dir: Path, data: Path, calibration: int):
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--calibration", type=int, default=64, help="training frames for full-integer calibration")
     p.add_argument("--seconds", type=float, default=6.0, help="timing per variant (batch 1)")
     args = p.parse_args(argv)
-    from line_contracts.model import METADATA_FILE
+    from line_contracts.model import FAST_VARIANT_DIR, METADATA_FILE
     from line_runtime.model import latest_version, read_metadata
     version_dir = latest_version(args.model)
     md = read_metadata(version_dir)
@@ -98,11 +100,18 @@ def main(argv=None) -> int:
     rows = {}
     for variant in args.variants.split(","):
         started = time.monotonic()
-        folder = args.out / variant
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(version_dir / METADATA_FILE, folder / METADATA_FILE)
-        (folder / "model.tflite").write_bytes(convert(version_dir, variant, cal))
-        row = rows[variant] = judge(folder, images, labels, md.threshold, args.seconds)
+        if variant == "fast":  # trained, not converted: its own folder and threshold
+            if not (version_dir / FAST_VARIANT_DIR / METADATA_FILE).is_file():
+                print(f"fast          (none: {version_dir} has no fast variant)", flush=True)
+                continue
+            folder = version_dir / FAST_VARIANT_DIR
+            row = rows[variant] = judge(folder, images, labels, read_metadata(folder).threshold, args.seconds)
+        else:
+            folder = args.out / variant
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(version_dir / METADATA_FILE, folder / METADATA_FILE)
+            (folder / "model.tflite").write_bytes(convert(version_dir, variant, cal))
+            row = rows[variant] = judge(folder, images, labels, md.threshold, args.seconds)
         row["convert_and_judge_s"] = time.monotonic() - started
         print(f"{variant:13s} {row['bytes'] / 1024:7.0f} KB  ROC-AUC {row['roc_auc']:.4f}  misses {row['misses']}  "
               f"false alarms {row['false_alarms']}  {row['cpu_ms_per_frame']:.1f} ms CPU/frame "
@@ -112,8 +121,8 @@ def main(argv=None) -> int:
         if exact and variant != "exact":
             row["cpu_cost_vs_exact"] = row["cpu_ms_per_frame"] / exact["cpu_ms_per_frame"]
             row["max_score_diff_vs_exact"] = float(np.max(np.abs(np.array(row["scores"]) - np.array(exact["scores"]))))
-            print(f"{variant:13s} CPU per frame {row['cpu_cost_vs_exact']:.2f} x exact, max score difference "
-                  f"{row['max_score_diff_vs_exact']:.4f}")
+            print(f"{variant:13s} CPU per frame {row['cpu_cost_vs_exact']:.2f} x exact ({1 / row['cpu_cost_vs_exact']:.1f}x cheaper), "
+                  f"max score difference {row['max_score_diff_vs_exact']:.4f}")
     result = {"command": " ".join(sys.argv), "model": str(version_dir), "threshold": md.threshold,
               "metadata_holdout": md.metrics.get("holdout"), "load_average": os.getloadavg(), "variants": rows}
     (args.out / "quantize.json").write_text(json.dumps(result, indent=2))

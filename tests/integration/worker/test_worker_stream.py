@@ -28,10 +28,11 @@ def offline(model_base):
     from line_runtime.model import load_model
     cache = {}
 
-    def get(version: str, base=None):
-        key = (version, str(base or model_base))
+    def get(version: str, base=None, variant: str = "exact"):
+        key = (version, str(base or model_base), variant)
         if key not in cache:
-            cache[key] = load_model((base or model_base) / version, backend="litert")
+            folder = (base or model_base) / version
+            cache[key] = load_model(folder / "fast" if variant == "fast" else folder, backend="litert")
         return cache[key]
     return get
 
@@ -57,12 +58,12 @@ def stream(kafka_bootstrap, new_topic, new_group, tmp_path, model_base):
 
 
 def _check_scores(events, produced, offline, base=None) -> None:
-    """Every event's score and verdict are what its model version gives for that frame offline."""
-    by_version: dict[str, list] = {}
+    """Every event's score and verdict are what its model version (and variant) gives for that frame offline."""
+    by_version: dict[tuple, list] = {}
     for ev in events:
-        by_version.setdefault(ev["model"]["version"], []).append(ev)
-    for version, evs in by_version.items():
-        model = offline(version, base)
+        by_version.setdefault((ev["model"]["version"], ev["model"]["variant"]), []).append(ev)
+    for (version, variant), evs in by_version.items():
+        model = offline(version, base, variant)
         frames = np.stack([produced.images[ev["frame"]["frame_seq"]] for ev in evs])[..., None]
         expected = np.concatenate([model.predict(frames[i:i + 64]) for i in range(0, len(frames), 64)])
         got = np.array([ev["score"] for ev in evs])
@@ -203,6 +204,9 @@ def test_hot_reload_under_load_switches_versions_without_loss_or_doubles(stream,
     bootstrap, topics, group, start = stream
     base = tmp_path / "models"
     shutil.copytree(model_base, base)
+    # version 2 brings a fast variant that matches on its held-out frames: a CPU worker switches to it.
+    # Built beforehand and renamed into place under load, as a deploy would (the export takes seconds).
+    staged = build_tiny_model(tmp_path / "next", version=2, input_size=FRAME_SIZE, threshold=0.4, seed=5, fast=True)
     worker = start(model_path=base, model_poll_interval_s=0.5)
     worker.wait_ready()
     n = 1600
@@ -213,7 +217,7 @@ def test_hot_reload_under_load_switches_versions_without_loss_or_doubles(stream,
     feeder.start()
     while worker.metric_sum("inspection_frames_judged_total") < 200:
         time.sleep(0.05)
-    build_tiny_model(base, version=2, input_size=FRAME_SIZE, threshold=0.4, seed=5)
+    staged.rename(base / "2")
     feeder.join()
     events = read_topic(bootstrap, topics["results"], n, timeout_s=90)
     ids = Counter(ev["event_id"] for ev in events)
@@ -221,7 +225,8 @@ def test_hot_reload_under_load_switches_versions_without_loss_or_doubles(stream,
     assert {ev["frame"]["frame_seq"] for ev in events} == set(range(n))
     versions = [ev["model"]["version"] for ev in sorted(events, key=lambda e: e["timings"]["inferred_ns"])]
     assert versions[0] == "1" and versions[-1] == "2" and set(versions) == {"1", "2"}
-    assert all(ev["threshold"] == (0.4 if ev["model"]["version"] == "2" else 0.5) for ev in events)
+    assert all(ev["model"]["variant"] == ("fast" if ev["model"]["version"] == "2" else "exact") for ev in events)
+    assert all(ev["threshold"] == (0.45 if ev["model"]["version"] == "2" else 0.5) for ev in events)  # the fast one's own
     _check_scores(events, produced, offline, base)
     assert worker.metric("inspection_model_reloads_total", result="success") == 1
     assert worker.metric("inspection_model_info", name="tiny", version="2", backend="litert") == 1

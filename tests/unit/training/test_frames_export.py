@@ -83,3 +83,41 @@ def test_litert_failure_keeps_the_saved_model_and_says_so(tmp_path):
 
 def test_preflight_of_a_convertible_model_takes_seconds(tmp_path):
     assert preflight(tiny_scorer(), (90, 130), (60, 80), tmp_path) < 60
+
+
+def test_extremes_downscale_keeps_a_one_pixel_scratch_that_area_averaging_dilutes():
+    frames = np.full((1, 64, 96), 120, np.uint8)
+    frames[0, :, 41] = 20  # a dark one-pixel scratch
+    frames[0, 10, :] = 250  # a bright one
+    area = prepare(frames, (16, 24))
+    extremes = prepare(frames, (16, 24), downscale="extremes")
+    assert area.shape == (1, 16, 24) and extremes.shape == (1, 16, 24, 3)
+    np.testing.assert_array_equal(extremes[..., 0], area)  # channel 0 is the area average itself
+    assert area[0, 5, 10] == 95  # 4x4 average: a quarter of the contrast left
+    assert extremes[0, 5, 10, 1] == 20 and extremes[0, 2, 3, 2] == 250  # min / max keep it whole
+    assert extremes[0, 5, 3, 1] == extremes[0, 5, 3, 2] == 120  # plain surface: all channels agree
+    with pytest.raises(ValueError, match="downscale"):
+        prepare(frames, (16, 24), downscale="median")
+
+
+@pytest.mark.parametrize("frame,model", [((96, 128), (24, 32)), ((90, 130), (60, 80)), ((64, 48), (64, 48))])
+def test_extremes_model_exports_and_serves_what_training_prepared(tmp_path, frame, model):
+    import tf_keras as keras
+
+    # a three-channel scorer: the decision reads the minimum channel, so a dark scratch must survive the export's resize
+    pixels = keras.Input((None, None, 3))
+    darkest = keras.layers.GlobalMaxPooling2D()(keras.layers.Lambda(lambda x: 255.0 - x[..., 1:2])(pixels))
+    score = keras.layers.Dense(1, activation="sigmoid", kernel_initializer=keras.initializers.Constant(0.05),
+                               bias_initializer=keras.initializers.Constant(-8.0))(darkest)
+    scorer = keras.Model(pixels, score)
+    folder = export_version(scorer, tmp_path, name="t", input_size=frame, model_size=model, threshold=0.5,
+                            architecture={"downscale": "extremes"})
+    assert json.loads((folder / "metadata.json").read_text())["architecture"]["downscale"] == "extremes"
+    frames = np.full((2, *frame), 150, np.uint8)
+    frames[1, :, 21] = 10  # one dark pixel column: only the minimum channel sees its full depth
+    tf_scores = load_model(folder, backend="tensorflow").predict(frames)
+    lite_scores = load_model(folder, backend="litert").predict(frames)
+    np.testing.assert_allclose(tf_scores, lite_scores, atol=1e-3)
+    trained = np.asarray(scorer(prepare(frames, model, downscale="extremes").astype(np.float32))).reshape(-1)
+    np.testing.assert_allclose(tf_scores, trained, atol=2e-2)
+    assert tf_scores[0] < 0.2 and tf_scores[1] > 0.7  # (a non-integer shrink blends the rest bilinearly)

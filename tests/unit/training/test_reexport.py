@@ -35,8 +35,8 @@ def _old_style_export(tmp_path, design: str = "segdec"):
     train_model, scorer = build_models(config, info)
     mapper = defect_mapper(train_model)
 
-    def old_serving_module(scorer_, input_size, model_size, mapper_=None):
-        module = serving_module(scorer_, input_size, model_size, mapper_)  # has locate, but drop the map output
+    def old_serving_module(scorer_, input_size, model_size, mapper_=None, downscale="area"):
+        module = serving_module(scorer_, input_size, model_size, mapper_, downscale)  # has locate, but drop the map output
         height, width = input_size
         full = module.serve
 
