@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from line_contracts.model import FAST_VARIANT_DIR, METADATA_FILE, VARIANTS
+from line_contracts.model import FAST_VARIANT_DIR, METADATA_FILE, TFLITE_FILE, VARIANTS
 from line_runtime.model import ModelLoadError, read_metadata
 
 REQUESTS = ("auto",) + VARIANTS
@@ -46,6 +46,8 @@ def choose_variant(version_dir: Path, requested: str, backend: str) -> VariantCh
         return VariantChoice(version_dir, "exact", "the model has no fast variant")
     if backend != "litert":
         return VariantChoice(version_dir, "exact", f"backend {backend}: the fast variant is for CPU (LiteRT) workers")
+    if not (folder / TFLITE_FILE).is_file():  # its LiteRT conversion failed at export: no CPU twin to serve
+        return VariantChoice(version_dir, "exact", "the fast variant has no LiteRT twin (model.tflite)")
     if not fast.get("matches_exact"):
         return VariantChoice(version_dir, "exact", "the fast variant's held-out metrics do not match the exact model's "
                                                    f"({fast.get('reason', 'no reason recorded')})")

@@ -64,6 +64,8 @@ def test_export_moves_the_fast_variant_into_the_version_and_workers_choose_it_on
     refused = choose_variant(unmatched, "auto", "litert")
     assert refused.variant == "exact" and "recall 0.9 < 1.0" in refused.reason
     assert choose_variant(unmatched, "fast", "litert").variant == "fast"  # the operator may insist
+    (version / "fast" / "model.tflite").unlink()  # a variant whose LiteRT conversion failed is not a CPU choice
+    assert choose_variant(version, "auto", "litert").variant == "exact"
 
 
 def test_asking_for_a_fast_variant_that_is_not_there_names_the_setting(tmp_path):
