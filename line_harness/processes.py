@@ -67,6 +67,14 @@ def cpu_seconds(pid: int) -> float:
     return sum(_stat(p)[1] for p in _tree(pid))
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores of this machine have spent busy (not idle or waiting on I/O) since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / _CLK_TCK
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of a process and its live descendants in bytes (from /proc/<pid>/statm)."""
     total = 0

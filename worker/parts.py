@@ -15,7 +15,7 @@ from typing import Optional
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from worker import record_reader
+from worker import record_reader, socket_reads
 from worker.batching import Batcher
 from worker.consumer import ConsumerLoop, consumer_kwargs
 from worker.decode_pool import DecodePool
@@ -61,6 +61,7 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
     """Create the producer, publisher, decode pool, both loops and what they share."""
     s = settings
     record_reader.install()  # a non-UTF-8 header name must not make poll() raise
+    socket_reads.install()  # fewer, larger reads of the frames on the network thread
     eos = s.processing_guarantee == "exactly_once"
     producer = producer or KafkaProducer(**producer_kwargs(s, transactional=eos))
 

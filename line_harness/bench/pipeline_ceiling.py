@@ -92,7 +92,7 @@ def _preload(env, encoding: str, frames: int, tag: str) -> tuple[dict, dict]:
 
 
 def measure_encoding(env, encoding: str, frames: int, decode_threads: int, null_model: Path,
-                     processes: tuple[int, ...] = (1,), **settings) -> list[dict]:
+                     processes: tuple[int, ...] = (1,), profile_s: float = 0.0, **settings) -> list[dict]:
     """Pre-load one encoding, then decode-only and the null-model worker (per process count) on the same frames."""
     from line_harness.bench import stages
     topics, sim = _preload(env, encoding, frames, "")
@@ -106,10 +106,10 @@ def measure_encoding(env, encoding: str, frames: int, decode_threads: int, null_
         if i:  # each worker run needs its own backlog and results topic
             topics, _ = _preload(env, encoding, frames, f"-p{count}")
         worker = stages.run_worker_backlog(worker_env, topics, frames, f"pipeline-{encoding}-p{count}",
-                                           model_backend="null", decode_threads=decode_threads, processes=count,
+                                           profile_s=profile_s, model_backend="null", decode_threads=decode_threads, processes=count,
                                            **settings)
         worker_per_cpu = worker["frames_per_s"] / worker["cpu_cores"] if worker.get("cpu_cores") else None
-        rows.append({"encoding": encoding, "processes": count, "frames": frames, "mean_frame_bytes": mean_bytes,
+        rows.append({**cores_left(worker, decode), "encoding": encoding, "processes": count, "frames": frames, "mean_frame_bytes": mean_bytes,
                      "sim_acked": sim.get("acked"), "decode_only": decode, "worker": worker,
                      "worker_frames_per_cpu_s": worker_per_cpu,
                      "worker_over_decode": worker["frames_per_s"] / decode["frames_per_s"],
@@ -118,11 +118,26 @@ def measure_encoding(env, encoding: str, frames: int, decode_threads: int, null_
     return rows
 
 
+def cores_left(worker: dict, decode: dict) -> dict:
+    """What the rest of the machine took while the worker ran, and the ratio that leaves possible.
+
+    The broker (and this benchmark's result reader) run on the same cores as the worker but not during
+    decode-only. `bound_over_decode` is what a worker exactly as CPU-efficient as decode-only could reach
+    on the cores they leave: (cores - others) x decode frames per CPU-second / decode frames per second.
+    """
+    busy, own = worker.get("machine_busy_cores"), worker.get("cpu_cores")
+    cpus, per_cpu = os.cpu_count() or 1, decode.get("frames_per_cpu_s")
+    if busy is None or own is None or not per_cpu:
+        return {"other_cores": None, "bound_over_decode": None}
+    others = max(busy - own, 0.0)
+    return {"other_cores": others, "bound_over_decode": min((cpus - others) * per_cpu / decode["frames_per_s"], 1.0)}
+
+
 def format_rows(rows: list[dict]) -> str:
     """The table printed at the end of a run."""
     lines = ["pipeline ceiling (null model; worker vs decode-only on the same cores, same run)",
              "  encoding  procs  KB/frame  decode-only f/s (f/CPU-s)  worker f/s (f/CPU-s, cores)  worker/decode  "
-             "per CPU-s"]
+             "per CPU-s  others' cores  bound"]
     for r in rows:
         d, w = r["decode_only"], r["worker"]
         per_cpu = r["worker_over_decode_per_cpu"]
@@ -130,19 +145,27 @@ def format_rows(rows: list[dict]) -> str:
                      f"{d['frames_per_s']:8.1f} "
                      f"({d['frames_per_cpu_s'] or 0:6.1f})          {w['frames_per_s']:8.1f} "
                      f"({r['worker_frames_per_cpu_s'] or 0:6.1f}, {w['cpu_cores'] or 0:.2f})       "
-                     f"{r['worker_over_decode']:6.2f}     {'-' if per_cpu is None else format(per_cpu, '.2f')}")
+                     f"{r['worker_over_decode']:6.2f}     {'-' if per_cpu is None else format(per_cpu, '.2f'):>5s}"
+                     f"      {_fmt(r.get('other_cores'))}         {_fmt(r.get('bound_over_decode'))}")
+    lines.append("  others' cores: CPU the rest of the machine (broker, result reader) used while the worker ran; bound: "
+                 "worker/decode a worker as CPU-efficient as decode-only could reach on the cores left")
     return "\n".join(lines)
 
 
+def _fmt(value) -> str:
+    return "   -" if value is None else f"{value:4.2f}"
+
+
 def pipeline_ceiling(env, frames: int, encodings, decode_threads: int, processes: tuple[int, ...] = (1,),
-                     **settings) -> list[dict]:
+                     profile_s: float = 0.0, **settings) -> list[dict]:
     """One row per encoding and worker process count (see the module docstring)."""
     null_model = write_null_model(env.out_dir / "null-model")
     rows = []
     for encoding in encodings:
         print(f"pipeline ceiling {encoding}: pre-loading {frames} 512x512 frames, decode-only on {decode_threads} "
               f"threads, then the null-model worker", flush=True)
-        for row in measure_encoding(env, encoding, frames, decode_threads, null_model, processes, **settings):
+        for row in measure_encoding(env, encoding, frames, decode_threads, null_model, processes, profile_s,
+                                    **settings):
             print(f"  decode-only {row['decode_only']['frames_per_s']:.1f} frames/s, worker ({row['processes']} "
                   f"process(es)) {row['worker']['frames_per_s']:.1f} frames/s: ratio {row['worker_over_decode']:.2f}",
                   flush=True)
@@ -156,6 +179,8 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encodings", default=",".join(ENCODINGS), help="comma-separated: png,jpeg,raw")
     p.add_argument("--decode-threads", type=int, default=None, help="WORKER_DECODE_THREADS and the decode-only "
                    "threads (default: the worker's default)")
+    p.add_argument("--profile-seconds", type=float, default=0.0, help="py-spy the worker this long once it is "
+                   "ready (profile-pipeline-<encoding>-p<N>.txt; summarise with line_harness.bench.profile_report)")
     p.add_argument("--processes", default="1,2", help="comma-separated WORKER_PROCESSES values, one null-model "
                    "worker run each against the same decode-only number (CPU counted over all its processes)")
 
@@ -174,7 +199,7 @@ def run(args, out: Path) -> dict:
     with broker_session(out / f"kafka-pipe-{os.getpid()}") as broker:
         env = Env(broker.kafka_env, broker.client_kwargs, out / "null-model", out)
         result["rows"] = pipeline_ceiling(env, args.pipeline_frames, args.encodings.split(","), threads, processes,
-                                          **settings)
+                                          getattr(args, "profile_seconds", 0.0), **settings)
     result["load_average_at_end"] = os.getloadavg()
     (out / "pipeline-ceiling.json").write_text(json.dumps(result, indent=2, default=str))
     print(format_rows(result["rows"]))

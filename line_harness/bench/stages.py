@@ -20,7 +20,7 @@ from typing import Optional
 
 from line_harness.kafka.topics import run_topics
 from line_harness.paths import REPO
-from line_harness.processes import cpu_seconds, rss_bytes
+from line_harness.processes import cpu_seconds, machine_busy_seconds, rss_bytes
 from line_harness.readers import OutcomeReader, event_ids
 from line_harness.simulator import run_sim, sim_run_args, start_sim
 from line_harness.worker_process import WorkerProcess
@@ -42,11 +42,11 @@ class Env:
 
 
 class ResourceSampler:
-    """Samples a process's CPU seconds and RSS every interval on a thread."""
+    """Samples a process's CPU seconds and RSS, and the whole machine's busy CPU seconds, every interval on a thread."""
 
     def __init__(self, pid: int, interval_s: float = 0.5):
         self.pid = pid
-        self.samples: list[tuple[float, float, int]] = []  # (monotonic, cpu s, rss bytes)
+        self.samples: list[tuple[float, float, int, float]] = []  # (monotonic, cpu s, rss bytes, machine busy s)
         self._stop = threading.Event()
         self._interval = interval_s
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -55,7 +55,8 @@ class ResourceSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.samples.append((time.monotonic(), cpu_seconds(self.pid), rss_bytes(self.pid)))
+                self.samples.append((time.monotonic(), cpu_seconds(self.pid), rss_bytes(self.pid),
+                                     machine_busy_seconds()))
             except (OSError, IndexError, ValueError):
                 return
             self._stop.wait(self._interval)
@@ -65,13 +66,14 @@ class ResourceSampler:
         self._thread.join(5)
 
     def window(self, start: float, end: float) -> dict:
-        """CPU use (cores) and RSS between two monotonic times."""
+        """CPU use (cores) and RSS between two monotonic times; `machine_busy_cores` counts every process."""
         inside = [s for s in self.samples if start <= s[0] <= end] or self.samples[-2:]
         if len(inside) < 2:
-            return {"cpu_cores": None, "rss_mb_max": None}
-        (t0, c0, _), (t1, c1, _) = inside[0], inside[-1]
-        return {"cpu_cores": (c1 - c0) / max(t1 - t0, 1e-9), "rss_mb_max": max(s[2] for s in inside) / 2**20,
-                "rss_mb_end": inside[-1][2] / 2**20}
+            return {"cpu_cores": None, "machine_busy_cores": None, "rss_mb_max": None}
+        (t0, c0, _, m0), (t1, c1, _, m1) = inside[0], inside[-1]
+        seconds = max(t1 - t0, 1e-9)
+        return {"cpu_cores": (c1 - c0) / seconds, "machine_busy_cores": (m1 - m0) / seconds,
+                "rss_mb_max": max(s[2] for s in inside) / 2**20, "rss_mb_end": inside[-1][2] / 2**20}
 
 
 def preload(env: Env, topic: str, frames: int, seed: int = 0) -> dict:

@@ -8,7 +8,7 @@ import socket
 import sys
 
 from line_harness.paths import REPO
-from line_harness.processes import Child, cpu_seconds, free_port, port_is_free, rss_bytes
+from line_harness.processes import Child, cpu_seconds, free_port, machine_busy_seconds, port_is_free, rss_bytes
 from line_harness.readers import client_kwargs
 
 
@@ -26,6 +26,17 @@ def test_a_listening_port_is_not_free_and_free_port_avoids_it():
 def test_proc_readings_of_this_process():
     assert cpu_seconds(os.getpid()) > 0
     assert rss_bytes(os.getpid()) > 10 << 20
+
+
+def test_machine_busy_seconds_count_this_process_spinning():
+    import time
+    before_machine, before_own = machine_busy_seconds(), time.process_time()
+    end = time.monotonic() + 0.3
+    while time.monotonic() < end:  # one core busy for 0.3 s
+        pass
+    own = time.process_time() - before_own
+    # the machine was busy at least as long as this process (less one clock tick of rounding)
+    assert machine_busy_seconds() - before_machine >= own - 0.02
 
 
 def test_child_stop_ends_the_process_group_and_keeps_the_log(tmp_path):
