@@ -6,6 +6,7 @@ surfaces with uneven lighting), four defect kinds (blobs, cracks, scratches, sta
 frame size and aspect, JPEG or PNG, and image-level labels only (no masks are written).
 
     python -m surface_images.make_set --kind scratches --size 240x400 --out DIR
+    python -m surface_images.make_set --kind mixed --size 100x200-400x600 --out DIR   # every image its own size
 
 Every image is a pure function of (seed, index): the same command rebuilds the same set.
 """
@@ -80,6 +81,18 @@ def defect_alpha(rng: np.random.Generator, kind: str, size: tuple[int, int]) -> 
     raise ValueError(f"defect kind must be one of {KINDS}, got {kind!r}")
 
 
+def image_size(seed: int, index: int, defective: bool, size: tuple[int, int],
+               largest: Optional[tuple[int, int]] = None) -> tuple[int, int]:
+    """The size of one image: `size`, or with `largest` a height and width drawn uniformly between the two.
+
+    Drawn from a generator of its own, so a fixed-size set is the same bit for bit as before ranges existed.
+    """
+    if largest is None:
+        return size
+    rng = np.random.default_rng([seed, index, int(defective), 1])
+    return int(rng.integers(size[0], largest[0] + 1)), int(rng.integers(size[1], largest[1] + 1))
+
+
 def make_image(seed: int, index: int, kind: str, size: tuple[int, int], defective: bool) -> np.ndarray:
     """One uint8 grayscale image of the set; defective ones carry one defect of `kind` ('mixed' = any)."""
     rng = np.random.default_rng([seed, index, int(defective)])
@@ -94,8 +107,9 @@ def make_image(seed: int, index: int, kind: str, size: tuple[int, int], defectiv
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_set(out: Path, kind: str, size: tuple[int, int], defective: int, ok: int, seed: int = 0, fmt: str = "jpg") -> dict:
-    """Write out/defect/*.fmt and out/ok/*.fmt; return counts."""
+def write_set(out: Path, kind: str, size: tuple[int, int], defective: int, ok: int, seed: int = 0, fmt: str = "jpg",
+              largest: Optional[tuple[int, int]] = None) -> dict:
+    """Write out/defect/*.fmt and out/ok/*.fmt; return counts. `largest`: sizes vary from `size` up to it."""
     if kind not in KINDS + ("mixed",):
         raise ValueError(f"--kind must be one of {KINDS + ('mixed',)}, got {kind!r}")
     if fmt not in ("jpg", "png"):
@@ -106,32 +120,47 @@ def write_set(out: Path, kind: str, size: tuple[int, int], defective: int, ok: i
         folder = out / label
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            image = make_image(seed, i, kind, size, label == "defect")
+            image = make_image(seed, i, kind, image_size(seed, i, label == "defect", size, largest), label == "defect")
             if not cv2.imwrite(str(folder / f"{label}_{i:04d}.{fmt}"), image, params):
                 raise OSError(f"could not write {folder / f'{label}_{i:04d}.{fmt}'}")
-    return {"defect": defective, "ok": ok, "size": list(size), "kind": kind, "format": fmt}
+    return {"defect": defective, "ok": ok, "size": list(size), "largest": list(largest) if largest else None,
+            "kind": kind, "format": fmt}
 
 
-def _size(text: str) -> tuple[int, int]:
+def _one_size(text: str, whole: str) -> tuple[int, int]:
     parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.isdigit() and int(p) >= 16 for p in parts):
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH (each >= 16), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH or HxW-HxW (each side >= 16), got {whole!r}")
     return int(parts[0]), int(parts[1])
+
+
+def _sizes(text: str) -> tuple[tuple[int, int], Optional[tuple[int, int]]]:
+    """'HxW' (every image) or 'HxW-HxW' (each image's height and width drawn between the two)."""
+    if "-" not in text:
+        return _one_size(text, text), None
+    low, _, high = text.partition("-")
+    small, large = _one_size(low, text), _one_size(high, text)
+    if large[0] < small[0] or large[1] < small[1]:
+        raise argparse.ArgumentTypeError(f"the second size of {text!r} must be at least the first on both sides")
+    return small, large
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line: write one evidence set."""
     p = argparse.ArgumentParser(prog="python -m surface_images.make_set", description=__doc__.split("\n\n")[0])
     p.add_argument("--kind", default="mixed", help=f"one of {', '.join(KINDS)}, or mixed")
-    p.add_argument("--size", type=_size, default=(240, 400), help="HEIGHTxWIDTH of every image")
+    p.add_argument("--size", type=_sizes, default=((240, 400), None), help="HEIGHTxWIDTH of every image, or "
+                   "HxW-HxW: each image's height and width drawn uniformly between the two (a set of mixed sizes)")
     p.add_argument("--defective", type=int, default=200)
     p.add_argument("--ok", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", dest="fmt", choices=("jpg", "png"), default="jpg")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    info = write_set(args.out, args.kind, args.size, args.defective, args.ok, args.seed, args.fmt)
-    print(f"wrote {info['defect']} defect/ and {info['ok']} ok/ {args.fmt} images of {args.size[0]}x{args.size[1]} ({args.kind}) to {args.out}")
+    (small, large) = args.size
+    info = write_set(args.out, args.kind, small, args.defective, args.ok, args.seed, args.fmt, large)
+    sizes = f"{small[0]}x{small[1]}" + (f" to {large[0]}x{large[1]}" if large else "")
+    print(f"wrote {info['defect']} defect/ and {info['ok']} ok/ {args.fmt} images of {sizes} ({args.kind}) to {args.out}")
     return 0
 
 

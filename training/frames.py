@@ -3,10 +3,12 @@ one resize both training and serving use.
 
 Rules (documented in docs/training.md, recorded in metadata.json `architecture`):
 
-* **Camera size** = the most common image size in the training data (ties: the larger). Images of
-  another size are fitted into it keeping their aspect ratio: shrunk (area) only when they do not
-  fit, never enlarged, then padded by mirroring the surface (no stretching, no black bars that a
-  model could learn as a cue).
+* **Camera size** = the most common image size in the training data (ties: the larger), when it
+  holds at least half of the images. When no size does (every image its own size, as in sets
+  cropped around parts), the most common size is an accident of a few coincidences, so the camera
+  size is the median height x the median width instead. Images of another size are fitted into it
+  keeping their aspect ratio: shrunk (area) only when they do not fit, never enlarged, then padded
+  by mirroring the surface (no stretching, no black bars that a model could learn as a cue).
 * **Working size** = the camera size scaled by one factor `s` (aspect kept):
   `s = min(1, sqrt(max_pixels / (H*W)))`, enlarged so the short side is at least
   `MIN_SHORT_SIDE`, each side then rounded to a multiple of `SIDE_MULTIPLE` (aspect changes by
@@ -44,12 +46,21 @@ def channels(downscale: str) -> int:
     return 3 if downscale == "extremes" else 1
 
 
-def camera_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    """The most common (height, width); ties go to the larger frame."""
+def dominant_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    """The most common (height, width) (ties: the larger frame) if it holds at least half of the images, else None."""
     if not sizes:
         raise ValueError("no image sizes to choose a camera size from")
     counts = Counter(tuple(s) for s in sizes)
-    return max(counts, key=lambda s: (counts[s], s[0] * s[1], s))
+    top = max(counts, key=lambda s: (counts[s], s[0] * s[1], s))
+    return top if 2 * counts[top] >= len(sizes) else None  # type: ignore[return-value]
+
+
+def camera_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The dominant size; when sizes vary (no size holds half the images), the median height x median width."""
+    top = dominant_size(sizes)
+    if top is not None:
+        return top
+    return int(round(float(np.median([s[0] for s in sizes])))), int(round(float(np.median([s[1] for s in sizes]))))
 
 
 def working_size(frame: tuple[int, int], max_pixels: int) -> tuple[int, int]:

@@ -73,7 +73,9 @@ class Plan:
         return [
             "plan:",
             f"  data        {self.images} images: {self.defective} defective, {self.ok} ok",
-            f"  sizes       {sizes}" + (f"; {self.refitted} fitted into {size(self.frame)} (aspect kept, mirror-padded)" if self.refitted else ""),
+            f"  sizes       {sizes}" + (f"; {self.refitted} fitted into {size(self.frame)} (aspect kept, mirror-padded)" if self.refitted else "")
+            + ("; no size holds half the images: camera size = median height x median width"
+               if 2 * max(self.sizes.values(), default=0) < self.images else ""),
             f"  camera      {size(self.frame)} frames in, working size {size(self.model_size)} inside the model"
             f" (scale {self.model_size[0] / self.frame[0]:.3g}, aspect kept"
             + (", average+minimum+maximum channels" if self.downscale == "extremes" else "") + ")",

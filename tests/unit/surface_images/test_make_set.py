@@ -35,3 +35,22 @@ def test_command_line_writes_jpeg_of_the_requested_size(tmp_path, capsys):
     assert "40x72" in capsys.readouterr().out
     with pytest.raises(ValueError, match="--kind"):
         write_set(tmp_path / "t", "dents", (40, 40), 1, 1)
+
+
+def test_a_size_range_gives_every_image_its_own_size_within_it_and_fixed_sizes_stay_as_they_were(tmp_path, capsys):
+    assert main(["--kind", "mixed", "--size", "40x60-80x120", "--defective", "6", "--ok", "6", "--format", "png",
+                 "--out", str(tmp_path / "r")]) == 0
+    assert "40x60 to 80x120" in capsys.readouterr().out
+    shapes = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).shape for p in sorted((tmp_path / "r").rglob("*.png"))]
+    assert len(shapes) == 12 and all(40 <= h <= 80 and 60 <= w <= 120 for h, w in shapes)
+    assert len(set(shapes)) > 6  # sizes vary from image to image
+    main(["--kind", "mixed", "--size", "40x60-80x120", "--defective", "6", "--ok", "6", "--format", "png",
+          "--out", str(tmp_path / "r2")])
+    assert [p.read_bytes() for p in sorted((tmp_path / "r2").rglob("*.png"))] == \
+        [p.read_bytes() for p in sorted((tmp_path / "r").rglob("*.png"))]  # the same command rebuilds the same set
+    # a fixed size draws nothing more: the same images as a set written without ranges
+    write_set(tmp_path / "f", "blobs", (48, 80), defective=1, ok=1, seed=2, fmt="png")
+    fixed = cv2.imread(str(tmp_path / "f" / "defect" / "defect_0000.png"), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(fixed, make_image(2, 0, "blobs", (48, 80), True))
+    with pytest.raises(SystemExit):
+        main(["--size", "80x120-40x60", "--out", str(tmp_path / "bad")])  # the larger size must come second
