@@ -160,7 +160,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     (small, large) = args.size
     info = write_set(args.out, args.kind, small, args.defective, args.ok, args.seed, args.fmt, large)
     sizes = f"{small[0]}x{small[1]}" + (f" to {large[0]}x{large[1]}" if large else "")
-    print(f"wrote {info['defect']} defect/ and {info['ok']} ok/ {args.fmt} images of {sizes} ({args.kind}) to {args.out}")
+    print(f"wrote {info['defect']} defect/ and {info['ok']} ok/ {args.fmt} images of {sizes} ({args.kind}) "
+          f"to {args.out}")
     return 0
 
 

@@ -106,10 +106,11 @@ def measure_encoding(env, encoding: str, frames: int, decode_threads: int, null_
         if i:  # each worker run needs its own backlog and results topic
             topics, _ = _preload(env, encoding, frames, f"-p{count}")
         worker = stages.run_worker_backlog(worker_env, topics, frames, f"pipeline-{encoding}-p{count}",
-                                           profile_s=profile_s, model_backend="null", decode_threads=decode_threads, processes=count,
-                                           **settings)
+                                           profile_s=profile_s, model_backend="null", decode_threads=decode_threads,
+                                           processes=count, **settings)
         worker_per_cpu = worker["frames_per_s"] / worker["cpu_cores"] if worker.get("cpu_cores") else None
-        rows.append({**cores_left(worker, decode), "encoding": encoding, "processes": count, "frames": frames, "mean_frame_bytes": mean_bytes,
+        rows.append({**cores_left(worker, decode), "encoding": encoding, "processes": count, "frames": frames,
+                     "mean_frame_bytes": mean_bytes,
                      "sim_acked": sim.get("acked"), "decode_only": decode, "worker": worker,
                      "worker_frames_per_cpu_s": worker_per_cpu,
                      "worker_over_decode": worker["frames_per_s"] / decode["frames_per_s"],
@@ -147,8 +148,8 @@ def format_rows(rows: list[dict]) -> str:
                      f"({r['worker_frames_per_cpu_s'] or 0:6.1f}, {w['cpu_cores'] or 0:.2f})       "
                      f"{r['worker_over_decode']:6.2f}     {'-' if per_cpu is None else format(per_cpu, '.2f'):>5s}"
                      f"      {_fmt(r.get('other_cores'))}         {_fmt(r.get('bound_over_decode'))}")
-    lines.append("  others' cores: CPU the rest of the machine (broker, result reader) used while the worker ran; bound: "
-                 "worker/decode a worker as CPU-efficient as decode-only could reach on the cores left")
+    lines.append("  others' cores: CPU the rest of the machine (broker, result reader) used while the worker ran; "
+                 "bound: worker/decode a worker as CPU-efficient as decode-only could reach on the cores left")
     return "\n".join(lines)
 
 
