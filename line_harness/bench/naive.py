@@ -74,8 +74,8 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="auto", choices=("auto", "litert", "tensorflow"))
     args = p.parse_args(argv)
     from line_runtime.model import latest_version, load_model, resolve_backend
-    from line_runtime.variants import choose_variant
     from line_runtime.settings import KafkaClientSettings, load_settings
+    from line_runtime.variants import choose_variant
     version_dir = latest_version(args.model)
     if version_dir is None:
         p.error(f"--model {args.model} holds no model version")
