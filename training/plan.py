@@ -74,7 +74,7 @@ class Plan:
             "plan:",
             f"  data        {self.images} images: {self.defective} defective, {self.ok} ok",
             f"  sizes       {sizes}" + (f"; {self.refitted} fitted into {size(self.frame)} (aspect kept, mirror-padded)" if self.refitted else "")
-            + ("; no size holds half the images: camera size = median height x median width"
+            + ("; no size holds half the images: camera size = 90th percentile of the heights x of the widths"
                if 2 * max(self.sizes.values(), default=0) < self.images else ""),
             f"  camera      {size(self.frame)} frames in, working size {size(self.model_size)} inside the model"
             f" (scale {self.model_size[0] / self.frame[0]:.3g}, aspect kept"

@@ -18,10 +18,12 @@ from training.frames import camera_size, dominant_size, fit_to_frame, prepare, w
 from training.tiny_model import tiny_scorer
 
 
-def test_when_no_size_holds_half_the_images_the_camera_size_is_the_median_height_and_width():
+def test_when_no_size_holds_half_the_images_the_camera_size_is_the_90th_percentile_of_each_side():
     varied = [(100, 200), (100, 200), (150, 500), (260, 300), (300, 590), (390, 410), (120, 230)]
     assert dominant_size(varied) is None  # 2 of 7 share a size: a coincidence, not a camera
-    assert camera_size(varied) == (150, 300)
+    assert camera_size(varied) == (390, 590)  # 7 values: the 90th percentile is the largest observed one
+    many = [(100 + i, 1000 - i) for i in range(100)] + [(5000, 5000)]  # one giant image does not set the frame
+    assert camera_size(many) == (190, 991)
     assert camera_size([(100, 200), (101, 200)]) == (101, 200)  # 1 of 2 is half: the tie rule, not a median
     assert dominant_size([(64, 64)] * 3 + [(80, 90)] * 3 + [(50, 50)]) is None  # 3 of 7 is under half
     with pytest.raises(ValueError, match="no image sizes"):
