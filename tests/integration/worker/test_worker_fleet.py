@@ -14,11 +14,14 @@ pytestmark = pytest.mark.timeout(240)
 def test_two_processes_share_the_partitions_and_judge_every_frame_once(kafka_bootstrap, new_topic, new_group,
                                                                          tmp_path, model_base):
     frames, results, dlq = new_topic(4, "frames"), new_topic(4, "results"), new_topic(1, "dlq")
-    produce_frames(kafka_bootstrap, frames, range(400))
     worker = WorkerProcess(kafka_bootstrap, model_base, frames, results, dlq, new_group(), tmp_path / "fleet.log",
                            processes=2, instance_id="pod-x")
     try:
+        # Frames go in only once the pod is ready, i.e. both processes hold partitions: a backlog produced
+        # before could be drained by the first process alone before the second joins the group. 8 cameras'
+        # keys land on all 4 partitions (4 cameras' keys hash to only 2 of them).
         worker.wait_ready(timeout_s=150)
+        produce_frames(kafka_bootstrap, frames, range(400), cameras=8)
         events = read_topic(kafka_bootstrap, results, 400, timeout_s=150)
         by_seq = {}
         for ev in events:
