@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from training.frames import camera_size, working_size
+from training.frames import camera_size, dominant_size, working_size
 from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES, fast_size
 
 # Working pixels per frame. Crops: native up to 512x512 (the DAGM recipe). Whole frames: an epoch
@@ -42,6 +42,7 @@ class Plan:
     sizes: dict[str, int]
     frame: tuple[int, int]
     refitted: int  # images of another size, fitted into the frame
+    sizes_vary: bool  # no size holds half the images: the frame is the 90th percentile of each side (training/frames.py)
     recipe: str  # "crops" | "whole frames"
     model_size: tuple[int, int]
     downscale: str
@@ -75,7 +76,7 @@ class Plan:
             f"  data        {self.images} images: {self.defective} defective, {self.ok} ok",
             f"  sizes       {sizes}" + (f"; {self.refitted} fitted into {size(self.frame)} (aspect kept, mirror-padded)" if self.refitted else "")
             + ("; no size holds half the images: camera size = 90th percentile of the heights x of the widths"
-               if 2 * max(self.sizes.values(), default=0) < self.images else ""),
+               if self.sizes_vary else ""),
             f"  camera      {size(self.frame)} frames in, working size {size(self.model_size)} inside the model"
             f" (scale {self.model_size[0] / self.frame[0]:.3g}, aspect kept"
             + (", average+minimum+maximum channels" if self.downscale == "extremes" else "") + ")",
@@ -116,7 +117,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
     model_size = pick("model_size", working_size(frame, max_pixels))
     plan = Plan(
         images=len(labels), defective=defective, ok=len(labels) - defective, masks=masks, sizes=dict(counts), frame=frame,
-        refitted=sum(1 for s in sizes if tuple(s) != frame), recipe="crops" if crops else "whole frames",
+        refitted=sum(1 for s in sizes if tuple(s) != frame), sizes_vary=dominant_size(sizes) is None, recipe="crops" if crops else "whole frames",
         model_size=tuple(model_size),
         downscale=pick("downscale", "area"),
         crop=pick("crop", 128 if crops else 0),
