@@ -80,7 +80,13 @@ class InferenceLoop:
 
     def _live(self, item: WorkItem) -> bool:
         # Revoked or rewound partitions are redone by their owner; halted ones wait for the retry.
-        return self._tracker.is_current(item.source, item.generation) and not self._halts.is_halted(item.source)
+        if self._halts.is_halted(item.source):
+            self._metrics.frames_redone.labels("halted").inc()
+            return False
+        if not self._tracker.is_current(item.source, item.generation):
+            self._metrics.frames_redone.labels("rebalance").inc()
+            return False
+        return True
 
     def _process(self, batch: Batch) -> None:
         model = self._models.take_update()

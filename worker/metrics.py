@@ -68,6 +68,12 @@ class WorkerMetrics:
             self.model_reloads.labels(result)
         self.publish_retries = Counter("inspection_publish_retries_total", "Result or dead-letter records sent "
                                        "again after a failed delivery.", registry=r)
+        self.frames_redone = Counter("inspection_frames_redone_total", "Polled frames set aside unjudged because "
+                                     "their partition was halted (reason halted) or revoked or rewound at a "
+                                     "rebalance (reason rebalance) meanwhile; they are polled and judged again.",
+                                     ["reason"], registry=r)
+        for reason in ("rebalance", "halted"):  # exported as 0 from the start: consumed = judged + dead + redone
+            self.frames_redone.labels(reason)
         self.poll_errors = Counter("inspection_poll_errors_total", "Consumer polls that raised (a record the Kafka "
                                    "client cannot read is dead-lettered and skipped).", registry=r)
         self.judging_halted = Gauge("inspection_judging_halted_partitions", "Partitions this worker has stopped "

@@ -94,7 +94,11 @@ def test_2000_frames_judged_like_offline_committed_and_counted(stream, offline):
     assert committed_lag(bootstrap, topics["frames"], group) == 0
     time.sleep(5.5)  # the lag gauge refreshes every 5 s
     verdicts = Counter(ev["verdict"] for ev in events)
-    assert worker.metric_sum("inspection_frames_consumed_total") == 2000
+    # At-least-once: a rebalance (kafka-python rejoins now and then at start-up) sets aside the frames in
+    # flight and polls them again, so consumed may exceed 2000, by exactly the frames counted as redone.
+    redone = worker.metric_sum("inspection_frames_redone_total")
+    assert worker.metric("inspection_frames_redone_total", reason="halted") == 0
+    assert worker.metric_sum("inspection_frames_consumed_total") == 2000 + redone, worker.log_tail(40)
     assert worker.metric("inspection_frames_judged_total", verdict="defect") == verdicts["defect"]
     assert worker.metric("inspection_frames_judged_total", verdict="ok") == verdicts["ok"]
     truth = Counter((ev["verdict"], ev["frame"]["truth_label"]) for ev in events)

@@ -112,6 +112,28 @@ def test_inference_loop_judges_good_frames_and_dead_letters_rejects():
     assert get("inspection_frames_judged_total", {"line": "line-1", "camera": "cam-0", "verdict": "ok"}) == 1
 
 
+def test_frames_of_a_partition_rewound_meanwhile_are_set_aside_and_counted_as_redone():
+    clock = FakeClock()
+    pipe = _pipeline(lambda tracker, metrics: FakePublisher(tracker))
+    pipe.tracker.assign([TP])
+    stale = [pipe.tracker.register(TP, off) for off in range(2)]
+    pipe.tracker.rewind(TP)  # a rebalance handed the partition back: offsets 0-1 are polled again
+    fresh = [pipe.tracker.register(TP, off) for off in range(2)]
+    for off, gen in [(0, stale[0]), (1, stale[1]), (0, fresh[0]), (1, fresh[1])]:
+        pipe.items.put(work_item(off, good_frame(off, fill=0), clock(), generation=gen))
+    pipe.items.put(END_OF_STREAM)
+    model = FakeModel()
+    loop = InferenceLoop(pipe, Batcher(pipe.items, 8, 10, clock=clock),
+                         SimpleNamespace(current=_serving(model), take_update=lambda: None),
+                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], True, pipe.halts)
+    loop.run()
+    assert loop.error is None and model.batches == [2]  # only the current generation is judged
+    assert [json.loads(r.value)["frame"]["frame_seq"] for r in pipe.publisher.published] == [0, 1]
+    get = pipe.metrics.registry.get_sample_value
+    assert get("inspection_frames_redone_total", {"reason": "rebalance"}) == 2
+    assert get("inspection_frames_redone_total", {"reason": "halted"}) == 0
+
+
 def test_a_record_the_client_cannot_read_is_dead_lettered_and_skipped():
     from kafka.errors import CorruptRecordError
 
