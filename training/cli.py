@@ -38,7 +38,8 @@ def _fractions(text: str) -> tuple[float, float, float]:
 
 
 def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=None, model_size=None, crop=None, repeats=None,
-                          learning_rate=None, variant=None, patience=None, schedule=None, downscale=None) -> None:
+                          learning_rate=None, variant=None, patience=None, schedule=None, downscale=None,
+                          ema=None) -> None:
     """Options shared by train and quick-demo; None defaults are chosen by the plan (training/plan.py)."""
     p.add_argument("--out", type=Path, required=True, help="model base folder; the version goes into OUT/<version>/")
     p.add_argument("--version", type=int, default=None, help="version number (default: next free integer)")
@@ -60,6 +61,8 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
     p.add_argument("--learning-rate", type=float, default=learning_rate)
     p.add_argument("--patience", type=int, default=patience, help="early stopping: epochs without a better validation score")
     p.add_argument("--max-minutes", type=float, default=minutes, help="training-loop time budget in minutes")
+    p.add_argument("--ema", type=float, default=ema,
+                   help="decay of an average of the weights that is validated and kept, e.g. 0.99 (default 0: the raw weights)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", dest="fractions", type=_fractions, default=(0.6, 0.2, 0.2), help="stratified train,validation,holdout fractions")
     p.add_argument("--split-seed", type=int, default=0)

@@ -69,12 +69,16 @@ def camera_size(sizes: Sequence[tuple[int, int]]) -> tuple[int, int]:
                  for i in (0, 1))
 
 
-def working_size(frame: tuple[int, int], max_pixels: int) -> tuple[int, int]:
-    """The size inside the model for frames of `frame` (height, width): same aspect, at most max_pixels."""
+def working_size(frame: tuple[int, int], max_pixels: int, multiple: int = SIDE_MULTIPLE) -> tuple[int, int]:
+    """The size inside the model for frames of `frame` (height, width): same aspect, at most max_pixels.
+
+    Sides are multiples of `multiple`, the backbone's output stride: on any other size the defect
+    map's grid and the training targets' grid differ by a cell and training cannot start.
+    """
     h, w = frame
     scale = min(1.0, float(np.sqrt(max_pixels / float(h * w))))
     scale = max(scale, MIN_SHORT_SIDE / float(min(h, w)))
-    return tuple(max(SIDE_MULTIPLE, SIDE_MULTIPLE * int(round(side * scale / SIDE_MULTIPLE))) for side in (h, w))  # type: ignore[return-value]
+    return tuple(max(multiple, multiple * int(round(side * scale / multiple))) for side in (h, w))  # type: ignore[return-value]
 
 
 def fit_to_frame(image: np.ndarray, frame: tuple[int, int]) -> np.ndarray:

@@ -43,6 +43,11 @@ class TrainConfig:
     # end of the epochs OR of the time budget, whichever comes first (a short run on busy cores
     # still ends on a low, settled learning rate instead of being cut mid-stride)
     schedule: str = "step"
+    # Weight averaging (Polyak/EMA): validation, the kept epoch and the export use an exponential
+    # moving average of the weights with this decay (0 = off, the raw weights). From scratch on a
+    # few hundred frames the raw weights swing from batch to batch (validation ROC-AUC 0.89-0.97
+    # between neighbouring epochs); their average sits in the middle of that swing.
+    ema: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -125,6 +130,9 @@ def train(
     # Adam copies a learning-rate Variable passed in; assign to its own one, or schedules do nothing.
     lr = optimizer.learning_rate
     variables = train_model.trainable_variables
+    if not 0.0 <= train_config.ema < 1.0:
+        raise ValueError(f"ema must be in [0, 1), got {train_config.ema!r}")
+    averaged = _WeightAverage(variables, train_config.ema) if train_config.ema else None
 
     @tf.function(reduce_retracing=True)
     def step(pixels, labels, seg_target, known):
@@ -149,6 +157,8 @@ def train(
                     + tf.add_n(train_model.losses or [tf.constant(0.0)]))
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients([(g, v) for g, v in zip(grads, variables) if g is not None])
+        if averaged is not None:
+            averaged.update()
         return cls_loss, seg_loss + mil_loss
 
     if train_config.schedule not in ("step", "cosine"):
@@ -171,6 +181,8 @@ def train(
             losses.append([float(v) for v in step(tf.constant(pixels), tf.constant(labels), tf.constant(seg_target), tf.constant(known))])
             if time.monotonic() > deadline:
                 break
+        if averaged is not None:
+            averaged.swap()  # judge (and keep) the averaged weights; swapped back before training on
         val_scores = predict_scores(scorer, val_set.images)
         key = _validation_key(val_set.labels, val_scores)
         record = {
@@ -186,6 +198,8 @@ def train(
         improved = best_key is None or key > best_key
         if improved:
             best_key, best_weights, best_epoch = key, train_model.get_weights(), epoch
+        if averaged is not None:
+            averaged.swap()
         log(
             f"epoch {epoch:3d}/{train_config.epochs}  cls {record['cls_loss']:.4f}  seg {record['seg_loss']:.4f}  "
             f"val auc {record['val_roc_auc']:.4f}  cost {record['val_min_cost']:.0f}  margin {key[2]:+.2f}  "
@@ -203,3 +217,34 @@ def train(
     mapper = keras.Model(train_model.input, train_model.get_layer("seg_map").output, name="defect_map") if segdec else None
     return TrainResult(scorer, best_epoch, history, wall, stopped, mapper)
 
+
+
+class _WeightAverage:
+    """An exponential moving average of `variables`, updated inside the training step.
+
+    The decay ramps up as (1 + t) / (10 + t) so the first steps' random weights fade quickly.
+    `swap()` exchanges the live and the averaged values (twice restores them); Adam's state stays
+    with the live weights, so training goes on exactly where it was.
+    """
+
+    def __init__(self, variables, decay: float):
+        import tensorflow as tf
+
+        self._variables = list(variables)
+        self._decay = decay
+        self._steps = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+        self._averages = [tf.Variable(v, trainable=False) for v in self._variables]
+
+    def update(self) -> None:
+        import tensorflow as tf
+
+        self._steps.assign_add(1.0)
+        decay = tf.minimum(self._decay, (1.0 + self._steps) / (10.0 + self._steps))
+        for avg, v in zip(self._averages, self._variables):
+            avg.assign(decay * avg + (1.0 - decay) * tf.cast(v, avg.dtype))
+
+    def swap(self) -> None:
+        for avg, v in zip(self._averages, self._variables):
+            live = v.numpy()
+            v.assign(avg.numpy())
+            avg.assign(live)

@@ -38,6 +38,7 @@ def test_camera_size_is_the_most_common_and_working_size_keeps_the_aspect():
     h, w = working_size((1000, 2000), 500_000)
     assert h * w <= 500_000 * 1.02 and abs(w / h - 2.0) < 0.02 and h % 8 == 0 and w % 8 == 0
     assert working_size((40, 80), 512 * 512) == (64, 128)  # tiny frames are enlarged, aspect kept
+    assert working_size((368, 569), 512 * 512, multiple=16) == (368, 576)  # a stride-16 backbone's grid
 
 
 def test_fit_to_frame_never_stretches():

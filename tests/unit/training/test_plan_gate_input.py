@@ -62,6 +62,17 @@ def test_big_frames_get_a_smaller_working_size_with_the_same_aspect():
     assert h * w <= 512 * 512 * 1.03 and abs(w / h - 1.5) < 0.02
 
 
+def test_the_working_size_sits_on_the_backbone_s_stride_grid():
+    # 368x568 on a stride-16 backbone once crashed at the first training step: the defect map had
+    # 35 columns, the targets 36
+    labels, sizes = [1] * 200 + [0] * 400, [(368, 569)] * 600
+    assert make_plan(_train_args(), labels, sizes, masks=0).model_size == (368, 568)  # stride 8
+    wide = make_plan(_train_args("--backbone-variant", "stride16"), labels, sizes, masks=0)
+    assert wide.model_size == (368, 576) and all(side % 16 == 0 for side in wide.model_size)
+    # the global design pools the features: any size on the 8-pixel grid will do
+    assert make_plan(_train_args("--design", "global", "--backbone-variant", "stride16"), labels, sizes, masks=0).model_size == (368, 568)
+
+
 def test_train_plan_prints_and_trains_nothing(tmp_path, capsys):
     write_set(tmp_path / "set", "blobs", (40, 72), defective=20, ok=24, fmt="png")
     assert main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--plan"]) == 0

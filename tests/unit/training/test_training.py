@@ -163,3 +163,23 @@ def test_image_level_labels_on_non_square_frames_learn_and_export(tmp_path, smal
     assert maps.shape[0] == 1 and 0 <= maps.min() and maps.max() <= 1
     row, col = peak_in_frame(version, maps[0])
     assert abs(row - 14) <= 12 and abs(col - 60) <= 12, (row, col)
+
+
+def test_the_weight_average_follows_the_weights_and_swaps_back_exactly():
+    import tensorflow as tf
+
+    from training.train import _WeightAverage
+
+    weights = tf.Variable([0.0, 10.0])
+    average = _WeightAverage([weights], decay=0.5)
+    weights.assign([2.0, 6.0])
+    average.update()  # first step: decay min(0.5, 2/11) -> mostly the new value
+    expected = np.array([0.0, 10.0]) * (2 / 11) + np.array([2.0, 6.0]) * (9 / 11)
+    average.swap()
+    np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-6)
+    average.swap()
+    np.testing.assert_array_equal(weights.numpy(), [2.0, 6.0])  # the live weights are back, bit for bit
+    for _ in range(200):  # long after the ramp the decay is 0.5: the average converges to constant weights
+        average.update()
+    average.swap()
+    np.testing.assert_allclose(weights.numpy(), [2.0, 6.0], rtol=1e-6)
