@@ -63,6 +63,8 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
     p.add_argument("--max-minutes", type=float, default=minutes, help="training-loop time budget in minutes")
     p.add_argument("--ema", type=float, default=ema,
                    help="decay of an average of the weights that is validated and kept, e.g. 0.99 (default 0: the raw weights)")
+    p.add_argument("--invert", type=float, default=None,
+                   help="probability of training on a frame's negative (255 - x), so both polarities of a defect are learnt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", dest="fractions", type=_fractions, default=(0.6, 0.2, 0.2), help="stratified train,validation,holdout fractions")
     p.add_argument("--split-seed", type=int, default=0)

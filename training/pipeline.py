@@ -106,8 +106,9 @@ class BatchSampler:
     """
 
     def __init__(self, data: ArraySet, batch_size: int, stride: int, crop: Optional[int], seed: int, augment: bool = True, repeats: int = 1,
-                 balanced: bool = False):
+                 balanced: bool = False, invert: float = 0.0):
         self.data, self.batch_size, self.stride, self.crop, self.augment = data, batch_size, stride, crop, augment
+        self.invert = invert  # probability of a negative (255 - x): a bright defect taught by a dark one
         self.repeats = max(1, repeats)  # passes over the data per epoch (crops are cheap)
         self.balanced = balanced
         self.rng = np.random.default_rng(seed)
@@ -151,6 +152,9 @@ class BatchSampler:
                 image, mask = image[:, ::-1], mask[:, ::-1]
             if rng.random() < 0.5:
                 image, mask = image[::-1], mask[::-1]
+            if self.invert and rng.random() < self.invert:
+                # the extremes downscale's minimum and maximum channels trade places in a negative
+                image = 255.0 - (image[..., [0, 2, 1]] if image.ndim == 3 else image)
             mean = image.mean()
             image = (image - mean) * rng.uniform(0.8, 1.25) + mean + rng.uniform(-20, 20)
             image = np.clip(image, 0, 255)

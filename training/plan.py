@@ -34,6 +34,7 @@ WHOLE_MIN_PIXELS = 160 * 160
 # validation curve but moved the held-out result by less than noise (0.902 -> 0.905 ROC-AUC), and
 # the demo model did no better on two seeds (docs/training.md, "Weight averaging").
 DEFAULT_EMA = 0.0
+DEFAULT_INVERT = 0.0
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Plan:
     mil_weight: float
     balanced: bool
     ema: float  # decay of the weight average that is validated and kept (training/train.py); 0 = the raw weights
+    invert: float  # probability of training on a frame's negative (training/pipeline.py)
     fast_size: Optional[tuple[int, int]]  # the fast variant's working size (training/variants.py); None = no fast variant
     chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
 
@@ -91,7 +93,8 @@ class Plan:
                                              "every defect + as many ok frames per epoch, multiple-instance loss"),
             f"  backbone    EfficientNet-B0 {self.variant}",
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
-            f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else ""),
+            f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
+            + (f", negatives {self.invert:.0%} of the time" if self.invert else ""),
             f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export)",
             ("  fast        " + (f"a fast variant at {size(self.fast_size)} ({FAST_DOWNSCALE} downscale, up to {FAST_MAX_MINUTES:g} more min), "
                                  "served on CPU only if it matches the exact model on the held-out frames" if self.fast_size else "no fast variant")),
@@ -142,13 +145,14 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         mil_weight=0.0 if crops else 1.0,
         balanced=not crops,
         ema=pick("ema", DEFAULT_EMA),
+        invert=pick("invert", DEFAULT_INVERT),
         fast_size=None,
         chosen=chosen,
     )
     # The fast variant (issue "Speed"): measured for the crops recipe (DAGM class 8), whose budget
     # then leaves room for it within the 30-minute CPU budget.
     want_fast = pick("fast_variant", crops)
-    plan.fast_size = fast_size(plan.model_size, plan.crop) if want_fast else None
+    plan.fast_size = fast_size(plan.model_size, plan.crop, max(stride, SIDE_MULTIPLE)) if want_fast else None
     if plan.fast_size and args.max_minutes is None:
         plan.max_minutes = min(plan.max_minutes, 30.0 - FAST_MAX_MINUTES - 2.0)
     return plan

@@ -48,6 +48,9 @@ class TrainConfig:
     # few hundred frames the raw weights swing from batch to batch (validation ROC-AUC 0.89-0.97
     # between neighbouring epochs); their average sits in the middle of that swing.
     ema: float = 0.0
+    # Negatives (255 - x) with this probability: most defects of a set are of one polarity, and a
+    # model that saw few bright stains misses them (the varied-size mixed set's held-out misses).
+    invert: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -120,7 +123,7 @@ def train(
     segdec = model_config.design == "segdec"
     stride = backbone.output_stride
     sampler = BatchSampler(train_set, train_config.batch_size, stride, train_config.crop or None, train_config.seed, repeats=train_config.repeats,
-                           balanced=train_config.balanced)
+                           balanced=train_config.balanced, invert=train_config.invert)
     n, n_pos = len(train_set), int(train_set.labels.sum())
     if n_pos == 0 or n_pos == n:
         raise ValueError(f"training data needs both classes; got {n_pos} defective of {n}")

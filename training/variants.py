@@ -22,9 +22,9 @@ FAST_DOWNSCALE = "extremes"
 FAST_MAX_MINUTES = 6.0  # measured 3 min of training for DAGM class 8 at 256 on 2 idle cores
 
 
-def fast_size(model_size: tuple[int, int], crop: int) -> Optional[tuple[int, int]]:
-    """Half the working size (multiples of 8), or None when that would be too small for the recipe."""
-    half = tuple(max(SIDE_MULTIPLE, SIDE_MULTIPLE * int(round(side / 2 / SIDE_MULTIPLE))) for side in model_size)
+def fast_size(model_size: tuple[int, int], crop: int, multiple: int = SIDE_MULTIPLE) -> Optional[tuple[int, int]]:
+    """Half the working size (multiples of `multiple`, the backbone's stride), or None when too small for the recipe."""
+    half = tuple(max(multiple, multiple * int(round(side / 2 / multiple))) for side in model_size)
     if min(half) < max(MIN_SHORT_SIDE, crop):  # a crop must fit; too few map cells below the short-side floor
         return None
     return half  # type: ignore[return-value]

@@ -69,6 +69,8 @@ def test_the_working_size_sits_on_the_backbone_s_stride_grid():
     assert make_plan(_train_args(), labels, sizes, masks=0).model_size == (368, 568)  # stride 8
     wide = make_plan(_train_args("--backbone-variant", "stride16"), labels, sizes, masks=0)
     assert wide.model_size == (368, 576) and all(side % 16 == 0 for side in wide.model_size)
+    fast = make_plan(_train_args("--backbone-variant", "stride16", "--fast-variant"), labels, sizes, masks=0)
+    assert fast.fast_size == (192, 288)  # half of 368x576, on the same grid (184x288 would not be)
     # the global design pools the features: any size on the 8-pixel grid will do
     assert make_plan(_train_args("--design", "global", "--backbone-variant", "stride16"), labels, sizes, masks=0).model_size == (368, 568)
 

@@ -183,3 +183,20 @@ def test_the_weight_average_follows_the_weights_and_swaps_back_exactly():
         average.update()
     average.swap()
     np.testing.assert_allclose(weights.numpy(), [2.0, 6.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_negatives_turn_a_dark_defect_bright_and_keep_the_extremes_channels_in_order(channels):
+    from training.pipeline import ArraySet, BatchSampler
+
+    image = np.full((16, 16), 150, np.uint8)
+    image[6:10, 6:10] = 50  # a dark spot
+    if channels == 3:  # the extremes downscale: average, minimum, maximum of each block
+        image = np.stack([image, image - 10, image + 10], axis=-1)
+    data = ArraySet(image[None], np.zeros((1, 16, 16), np.uint8), np.array([1]), ["a"])
+    for invert, spot_is_bright in ((0.0, False), (1.0, True)):
+        pixels = next(BatchSampler(data, 1, 8, None, seed=3, invert=invert).epoch())[0][0]
+        grey = pixels[..., 0]
+        assert (grey[6:10, 6:10].mean() > grey.mean()) == spot_is_bright  # flips move nothing: the spot is central
+        if channels == 3:
+            assert np.all(pixels[..., 1] <= pixels[..., 0]) and np.all(pixels[..., 0] <= pixels[..., 2])
