@@ -32,7 +32,7 @@ WHOLE_EPOCH_PIXELS = 60_000_000
 WHOLE_MIN_PIXELS = 160 * 160
 # Weight averaging (`--ema`) is off by default: on the varied-size mixed set it smoothed the late
 # validation curve but moved the held-out result by less than noise (0.902 -> 0.905 ROC-AUC), and
-# the demo model did no better on two seeds (docs/training.md, "Weight averaging").
+# the demo model did no better on two seeds (docs/training.md, "What the varied-size set's misses are").
 DEFAULT_EMA = 0.0
 DEFAULT_INVERT = 0.0
 
