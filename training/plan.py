@@ -149,6 +149,10 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         fast_size=None,
         chosen=chosen,
     )
+    if not 0.0 <= plan.ema < 1.0:  # stop here, before any image is prepared
+        raise ValueError(f"--ema {plan.ema:g}: expected the decay of the weight average in [0, 1), e.g. 0.99 (0 = off)")
+    if not 0.0 <= plan.invert <= 1.0:
+        raise ValueError(f"--invert {plan.invert:g}: expected a probability in [0, 1]")
     # The fast variant (issue "Speed"): measured for the crops recipe (DAGM class 8), whose budget
     # then leaves room for it within the 30-minute CPU budget.
     want_fast = pick("fast_variant", crops)

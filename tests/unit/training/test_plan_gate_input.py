@@ -75,6 +75,13 @@ def test_the_working_size_sits_on_the_backbone_s_stride_grid():
     assert make_plan(_train_args("--design", "global", "--backbone-variant", "stride16"), labels, sizes, masks=0).model_size == (368, 568)
 
 
+def test_an_option_out_of_range_stops_the_plan_and_names_it():
+    labels, sizes = [1] * 30 + [0] * 30, [(64, 96)] * 60
+    for bad, message in ((("--ema", "1"), "--ema 1: expected the decay"), (("--invert", "1.5"), "--invert 1.5: expected a probability")):
+        with pytest.raises(ValueError, match=message):
+            make_plan(_train_args(*bad), labels, sizes, masks=0)
+
+
 def test_train_plan_prints_and_trains_nothing(tmp_path, capsys):
     write_set(tmp_path / "set", "blobs", (40, 72), defective=20, ok=24, fmt="png")
     assert main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--plan"]) == 0
