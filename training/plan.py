@@ -124,7 +124,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         per_frame = WHOLE_EPOCH_PIXELS / max(2 * 0.6 * defective, 1)
         max_pixels = int(min(WHOLE_MAX_PIXELS, max(WHOLE_MIN_PIXELS, per_frame)))
     # A defect map's sides are multiples of the backbone's output stride, so the working size's are too.
-    variant = getattr(args, "backbone_variant", None) or "stride8"
+    variant = pick("backbone_variant", "stride8")
     stride = VARIANTS[variant][1] if variant in VARIANTS and getattr(args, "design", "segdec") == "segdec" else SIDE_MULTIPLE
     # (a given --model-size is a multiple of 32 already: training/cli.py)
     model_size = pick("model_size", working_size(frame, max_pixels, max(stride, SIDE_MULTIPLE)))
@@ -135,7 +135,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         downscale=pick("downscale", "area"),
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
-        variant=pick("backbone_variant", "stride8"),
+        variant=variant,
         epochs=pick("epochs", 12 if crops else 30),
         schedule=pick("schedule", "step" if crops else "cosine"),
         learning_rate=pick("learning_rate", 1e-3 if crops else 2e-3),

@@ -221,7 +221,6 @@ def train(
     return TrainResult(scorer, best_epoch, history, wall, stopped, mapper)
 
 
-
 class _WeightAverage:
     """An exponential moving average of `variables`, updated inside the training step.
 
