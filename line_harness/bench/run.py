@@ -80,7 +80,8 @@ def ensure_model(base: Path) -> Path:
         print(f"no model in {base}: building the 512x512 demo model (python -m training quick-demo, ~2 min)",
               flush=True)
         subprocess.run([sys.executable, "-m", "training", "quick-demo", "--out", str(base), "--frames", "48",
-                        "--frame-size", "512", "--model-size", "512", "--epochs", "1", "--max-minutes", "1"],
+                        "--frame-size", "512", "--model-size", "512", "--epochs", "1", "--max-minutes", "1",
+                        "--crop", "0", "--repeats", "1"],  # whole frames, one pass: only its serving cost matters
                        cwd=REPO, check=True)
     return base
 
