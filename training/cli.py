@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     # 128 inside the model (4x area downscale of 512 frames). The build is compute-bound (~10 ms per
     # frame and step on 2 cores), so it trains on 64x64 crops (a defect crop holds its mask's centre),
     # three per frame and epoch: about twice the frames per second of whole frames, twice as many
-    # distinct frames, and 5-15x fewer false alarms at recall 0.98 on fresh frames (docs/training.md).
+    # distinct frames, and 4-15x fewer false alarms at recall 0.98 on fresh frames (docs/training.md).
     _add_training_options(demo, epochs=6, minutes=2.2, model_size="128", crop=64, repeats=3, learning_rate=2e-3, variant="stride4",
                           patience=99, schedule="cosine", downscale="area")
     demo.add_argument("--mil-weight", type=float, default=1.0, help="weight of the top-cell loss (pushes the hardest ok cell down)")
