@@ -81,7 +81,8 @@ def ensure_model(base: Path) -> Path:
               flush=True)
         subprocess.run([sys.executable, "-m", "training", "quick-demo", "--out", str(base), "--frames", "48",
                         "--frame-size", "512", "--model-size", "512", "--epochs", "1", "--max-minutes", "1",
-                        "--crop", "0", "--repeats", "1"],  # whole frames, one pass: only its serving cost matters
+                        "--crop", "0", "--repeats", "1",  # whole frames, one pass: only its serving cost matters
+                        "--backbone-variant", "stride8"],  # the production cut (the demo's own default is stride4)
                        cwd=REPO, check=True)
     return base
 
