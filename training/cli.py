@@ -54,6 +54,9 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
     p.add_argument("--downscale", choices=("area", "extremes"), default=downscale,
                    help="how frames shrink to the working size: area average, or average+minimum+maximum channels that keep "
                         "thin scratches' contrast (default: plan)")
+    p.add_argument("--context", choices=("none", "brightness"), default=None,
+                   help="extra input of the segmentation head: each cell's brightness step against the frame and its "
+                        "neighbourhood, sign dropped, for large soft stains (default: plan)")
     p.add_argument("--crop", type=int, default=crop, help="train on square crops of this size (0 = whole frames; default: plan)")
     p.add_argument("--repeats", type=int, default=repeats, help="passes over the training frames per epoch (new random crops each pass)")
     p.add_argument("--epochs", type=int, default=epochs)

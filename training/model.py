@@ -23,6 +23,8 @@ from training.backbone import BackboneInfo, hub_layer
 from training.frames import channels
 
 DESIGNS = ("segdec", "global")
+# Extra inputs of the segmentation head besides the backbone's features (`ModelConfig.context`).
+CONTEXTS = ("none", "brightness")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class ModelConfig:
     seg_channels: int = 32
     dropout: float = 0.2
     downscale: str = "area"  # how camera frames shrink to the working size (training/frames.py)
+    context: str = "none"  # "brightness": the head also sees each cell's brightness step, sign dropped (_brightness_context)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -49,6 +52,8 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
 
     if config.design not in DESIGNS:
         raise ValueError(f"design must be one of {DESIGNS}, got {config.design!r}")
+    if config.context not in CONTEXTS:
+        raise ValueError(f"context must be one of {CONTEXTS}, got {config.context!r}")
     pixels = keras.Input((None, None, channels(config.downscale)), name="pixels")
     normalised = keras.layers.Lambda(_standardize, name="standardize")(pixels) if config.standardize else pixels
     scaled = normalised if info.input_range == "0-255" else keras.layers.Rescaling(1.0 / 255.0)(normalised)
@@ -65,6 +70,8 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
 
     if info.variant == "feature-vector":
         raise ValueError("design 'segdec' needs a spatial backbone (variant stride4/stride8/stride16), not a feature vector")
+    if config.context == "brightness":
+        features = keras.layers.Concatenate(name="with_context")([features, _brightness_context(normalised, info.output_stride)])
     seg_hidden = keras.layers.Conv2D(config.seg_channels, 5, padding="same", activation="relu", name="seg_conv")(features)
     seg_logits = keras.layers.Conv2D(1, 1, name="seg_logits")(seg_hidden)
     seg_map = keras.layers.Activation("sigmoid", name="seg_map")(seg_logits)
@@ -92,6 +99,33 @@ def defect_mapper(train_model: Any) -> Any:
     except ValueError:
         return None
     return keras.Model(train_model.input, seg_map.output, name="defect_map")
+
+
+def _brightness_context(normalised: Any, stride: int) -> Any:
+    """Two channels on the backbone's cell grid: how far a cell's surroundings are from the frame's
+    brightness and from their wider neighbourhood's, sign dropped.
+
+    A stain is a large, soft brightness step; fine texture (tool marks, grain) averages out over
+    two cells, and a lighting gradient cancels in the difference of two centred windows. Dropping
+    the sign makes a bright stain look like a dark one here, so the far more common dark defects
+    teach the head the bright ones too. Average pooling and abs are LiteRT builtins.
+    """
+    import tf_keras as keras
+
+    grey = keras.layers.Lambda(lambda x: x[..., :1], name="context_grey")(normalised)  # the block average channel
+    near = keras.layers.AveragePooling2D(2 * stride, strides=stride, padding="same", name="context_near")(grey)
+    wide = keras.layers.AveragePooling2D(7, strides=1, padding="same", name="context_wide")(
+        keras.layers.AveragePooling2D(stride, strides=stride, padding="same")(grey))
+    return keras.layers.Lambda(_context_steps, name="context_steps")([near, wide, grey])
+
+
+def _context_steps(tensors: Any) -> Any:
+    """|near - frame mean| and |near - wide|, on the standardised scale (1 = one standard deviation of 40)."""
+    import tensorflow as tf
+
+    near, wide, grey = tensors
+    frame_mean = tf.reduce_mean(grey, axis=[1, 2, 3], keepdims=True)
+    return tf.concat([tf.abs(near - frame_mean), tf.abs(near - wide)], axis=-1) / 40.0
 
 
 def _standardize(pixels: Any) -> Any:

@@ -35,6 +35,7 @@ WHOLE_MIN_PIXELS = 160 * 160
 # the demo model did no better on two seeds (docs/training.md, "What the varied-size set's misses are").
 DEFAULT_EMA = 0.0
 DEFAULT_INVERT = 0.0
+DEFAULT_CONTEXT = "none"
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Plan:
     recipe: str  # "crops" | "whole frames"
     model_size: tuple[int, int]
     downscale: str
+    context: str  # extra input of the segmentation head (training/model.py CONTEXTS)
     crop: int
     repeats: int
     variant: str
@@ -91,7 +93,8 @@ class Plan:
             f"  masks       {mask_text}",
             f"  recipe      {self.recipe}: " + (f"{self.crop}x{self.crop} crops x{self.repeats} per frame" if self.crop else
                                              "every defect + as many ok frames per epoch, multiple-instance loss"),
-            f"  backbone    EfficientNet-B0 {self.variant}",
+            f"  backbone    EfficientNet-B0 {self.variant}"
+            + (", head also sees each cell's brightness step (sign dropped)" if self.context == "brightness" else ""),
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
             f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
             + (f", negatives {self.invert:.0%} of the time" if self.invert else ""),
@@ -133,6 +136,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         refitted=sum(1 for s in sizes if tuple(s) != frame), sizes_vary=dominant_size(sizes) is None, recipe="crops" if crops else "whole frames",
         model_size=tuple(model_size),
         downscale=pick("downscale", "area"),
+        context=pick("context", DEFAULT_CONTEXT),
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
         variant=variant,

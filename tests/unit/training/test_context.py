@@ -1,0 +1,98 @@
+"""The brightness context of the segmentation head (`--context brightness`, training/model.py):
+sign-blind, lighting-blind where it should be, and a segdec model with it exports and serves the
+same scores and maps on TensorFlow and LiteRT at a non-square size."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from line_runtime.model import load_model
+from training.export import export_version
+from training.frames import prepare
+from training.model import ModelConfig, _brightness_context, build_models, defect_mapper
+from training.plan import make_plan
+
+SIZE = (96, 160)  # non-square, a multiple of the stride
+
+
+def _context_model(stride: int):
+    import tf_keras as keras
+
+    pixels = keras.Input((None, None, 1))
+    return keras.Model(pixels, _brightness_context(pixels, stride))
+
+
+def _disk(sign: float) -> np.ndarray:
+    frame = np.full((1, *SIZE, 1), 128.0, np.float32)
+    yy, xx = np.mgrid[0:SIZE[0], 0:SIZE[1]]
+    frame[0, (yy - 40) ** 2 + (xx - 100) ** 2 < 15 ** 2, 0] += sign * 30.0
+    return frame
+
+
+def test_a_bright_stain_and_a_dark_one_look_alike_to_the_head_and_a_flat_frame_shows_nothing():
+    model = _context_model(8)
+    bright, dark = np.asarray(model(_disk(+1.0))), np.asarray(model(_disk(-1.0)))
+    assert bright.shape == (1, SIZE[0] // 8, SIZE[1] // 8, 2)
+    np.testing.assert_allclose(bright, dark, atol=1e-5)
+    step_from_frame = bright[0, ..., 0]
+    peak = np.unravel_index(np.argmax(step_from_frame), step_from_frame.shape)
+    assert abs(peak[0] - 40 / 8) <= 1 and abs(peak[1] - 100 / 8) <= 1  # the disk's centre (40, 100), within a cell
+    assert step_from_frame.max() > 0.5  # a 30-level step is 0.75 on the standardised scale
+    flat = np.asarray(model(np.full((1, *SIZE, 1), 128.0, np.float32)))
+    assert np.abs(flat).max() < 1e-6
+
+
+def test_a_lighting_gradient_cancels_in_the_neighbourhood_channel():
+    model = _context_model(8)
+    ramp = np.tile(np.linspace(88, 168, SIZE[1], dtype=np.float32), (SIZE[0], 1))[None, ..., None]
+    context = np.asarray(model(ramp))[0]
+    inner = context[:, 4:-4]  # away from the borders, where the windows are cut off
+    assert inner[..., 1].max() < 0.05  # |near - wide|: a linear ramp averages to the same value in both windows
+    assert context[..., 0].max() > 0.5  # while |near - frame mean| sees the ramp's ends (the head gets both)
+
+
+@pytest.fixture(scope="module")
+def small_backbone(tmp_path_factory):
+    from training.backbone import build_backbone
+
+    return build_backbone(tmp_path_factory.mktemp("backbone") / "b0_stride4", "stride4")
+
+
+def test_segdec_with_context_exports_and_both_backends_agree_on_scores_and_maps(tmp_path, small_backbone):
+    config = ModelConfig(model_height=SIZE[0], model_width=SIZE[1], context="brightness")
+    train_model, scorer = build_models(config, small_backbone)
+    assert train_model.get_layer("with_context").output.shape[-1] == small_backbone.channels + 2
+    folder = export_version(scorer, tmp_path, name="t", input_size=(120, 200), model_size=SIZE, threshold=0.5,
+                            mapper=defect_mapper(train_model), architecture=config.as_dict())
+    assert json.loads((folder / "metadata.json").read_text())["architecture"]["context"] == "brightness"
+    frames = np.full((2, 120, 200), 140, np.uint8)
+    frames[1, 30:70, 90:150] = 175  # a bright patch
+    tf_model, lite_model = load_model(folder, backend="tensorflow"), load_model(folder, backend="litert")
+    tf_scores, lite_scores = tf_model.predict(frames), lite_model.predict(frames)
+    np.testing.assert_allclose(tf_scores, lite_scores, atol=1e-3)
+    trained = np.asarray(scorer(prepare(frames, SIZE).astype(np.float32))).reshape(-1)
+    np.testing.assert_allclose(tf_scores, trained, atol=2e-2)
+
+
+def test_the_plan_records_the_context_and_rejects_an_unknown_one():
+    from training.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--data", "d", "--out", "o", "--context", "brightness"])
+    plan = make_plan(args, [1] * 30 + [0] * 30, [(200, 300)] * 60, masks=0)
+    assert plan.context == "brightness" and "context" not in plan.chosen
+    assert any("brightness step" in line for line in plan.lines())
+    default = make_plan(parser.parse_args(["train", "--data", "d", "--out", "o"]), [1] * 30 + [0] * 30, [(200, 300)] * 60, masks=0)
+    assert default.context == "none" and "context" in default.chosen
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--data", "d", "--out", "o", "--context", "glow"])
+    with pytest.raises(ValueError, match="context must be one of"):
+        build_models(ModelConfig(context="glow"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
