@@ -68,6 +68,9 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
                    help="decay of an average of the weights that is validated and kept, e.g. 0.99 (default 0: the raw weights)")
     p.add_argument("--invert", type=float, default=None,
                    help="probability of training on a frame's negative (255 - x), so both polarities of a defect are learnt")
+    p.add_argument("--synthetic-stains", type=float, default=None,
+                   help="per epoch, this many ok frames per defect get a soft synthetic patch and train as defects with "
+                        "a known mask, e.g. 0.5 (whole-frame recipe; default: plan)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", dest="fractions", type=_fractions, default=(0.6, 0.2, 0.2), help="stratified train,validation,holdout fractions")
     p.add_argument("--split-seed", type=int, default=0)

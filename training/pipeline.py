@@ -16,6 +16,7 @@ import numpy as np
 from surface_images.datasets import LabeledImage
 from surface_images.synthetic import SyntheticFrames
 from training.frames import fit_to_frame, prepare
+from training.synthetic import paste_stain
 
 
 @dataclass
@@ -106,43 +107,64 @@ class BatchSampler:
     """
 
     def __init__(self, data: ArraySet, batch_size: int, stride: int, crop: Optional[int], seed: int, augment: bool = True, repeats: int = 1,
-                 balanced: bool = False, invert: float = 0.0):
+                 balanced: bool = False, invert: float = 0.0, synthetic_stains: float = 0.0):
         self.data, self.batch_size, self.stride, self.crop, self.augment = data, batch_size, stride, crop, augment
         self.invert = invert  # probability of a negative (255 - x): a bright defect taught by a dark one
+        # per epoch, this many ok frames per real defect get a soft patch and count as defects with a mask (training/synthetic.py)
+        self.synthetic_stains = synthetic_stains
+        if synthetic_stains and (crop or not balanced):
+            raise ValueError("synthetic stains need the whole-frame recipe (balanced epochs, no crops)")
         self.repeats = max(1, repeats)  # passes over the data per epoch (crops are cheap)
         self.balanced = balanced
         self.rng = np.random.default_rng(seed)
 
-    def _order(self) -> np.ndarray:
+    def _order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(frame indices, which of them get a synthetic stain) of one pass, in random order."""
         if not self.balanced:
-            return self.rng.permutation(len(self.data))
+            order = self.rng.permutation(len(self.data))
+            return order, np.zeros(len(order), bool)
         defect, ok = np.flatnonzero(self.data.labels == 1), np.flatnonzero(self.data.labels == 0)
         picked = self.rng.choice(ok, size=min(len(ok), max(len(defect), 1)), replace=False)
-        return self.rng.permutation(np.concatenate([defect, picked]))
+        # stains go on ok frames not already in this pass, so the pass keeps as many clean ok frames as real defects
+        spare = np.setdiff1d(ok, picked)
+        stained = self.rng.choice(spare, size=min(len(spare), self._stained_count(len(defect))), replace=False)
+        order = np.concatenate([defect, picked, stained])
+        flags = np.r_[np.zeros(len(defect) + len(picked), bool), np.ones(len(stained), bool)]
+        shuffle = self.rng.permutation(len(order))
+        return order[shuffle], flags[shuffle]
+
+    def _stained_count(self, n_def: int) -> int:
+        return int(round(self.synthetic_stains * n_def)) if self.balanced else 0
 
     def steps(self) -> int:
         """Batches per epoch."""
         n_def = int(self.data.labels.sum())
-        per_pass = n_def + min(len(self.data) - n_def, max(n_def, 1)) if self.balanced else len(self.data)
+        n_ok = len(self.data) - n_def
+        picked = min(n_ok, max(n_def, 1))
+        per_pass = n_def + picked + min(n_ok - picked, self._stained_count(n_def)) if self.balanced else len(self.data)
         return int(np.ceil(self.repeats * per_pass / self.batch_size))
 
     def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         """One pass over the data in a fresh random order."""
-        order = np.concatenate([self._order() for _ in range(self.repeats)])
+        passes = [self._order() for _ in range(self.repeats)]
+        order, stained = np.concatenate([o for o, _ in passes]), np.concatenate([f for _, f in passes])
         for start in range(0, len(order), self.batch_size):
-            picks = order[start : start + self.batch_size]
-            pairs = [self._example(i) for i in picks]
+            picks, paste = order[start : start + self.batch_size], stained[start : start + self.batch_size]
+            pairs = [self._example(i, p) for i, p in zip(picks, paste)]
             pixels = np.stack([p for p, _ in pairs])
             pixels = pixels[..., np.newaxis] if pixels.ndim == 3 else pixels
             masks = np.stack([m for _, m in pairs])
-            yield (pixels, self.data.labels[picks].astype(np.float32), seg_targets(masks, self.stride),
-                   self.data.has_mask[picks].astype(np.float32))
+            labels = np.where(paste, 1.0, self.data.labels[picks]).astype(np.float32)
+            yield (pixels, labels, seg_targets(masks, self.stride),
+                   np.where(paste, 1.0, self.data.has_mask[picks]).astype(np.float32))
 
-    def _example(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+    def _example(self, i: int, stain: bool = False) -> tuple[np.ndarray, np.ndarray]:
         image, mask = self.data.images[i], self.data.masks[i]
         if self.crop:
             image, mask = self._crop(image, mask)
         image = image.astype(np.float32)
+        if stain:
+            image, mask = paste_stain(image, self.rng)
         if self.augment:
             rng = self.rng
             if image.shape[0] == image.shape[1]:

@@ -36,6 +36,7 @@ WHOLE_MIN_PIXELS = 160 * 160
 DEFAULT_EMA = 0.0
 DEFAULT_INVERT = 0.0
 DEFAULT_CONTEXT = "none"
+DEFAULT_SYNTHETIC_STAINS = 0.0
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Plan:
     balanced: bool
     ema: float  # decay of the weight average that is validated and kept (training/train.py); 0 = the raw weights
     invert: float  # probability of training on a frame's negative (training/pipeline.py)
+    synthetic_stains: float  # ok frames per defect given a synthetic stain each epoch (training/synthetic.py)
     fast_size: Optional[tuple[int, int]]  # the fast variant's working size (training/variants.py); None = no fast variant
     chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
 
@@ -97,7 +99,8 @@ class Plan:
             + (", head also sees each cell's brightness step (sign dropped)" if self.context == "brightness" else ""),
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
             f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
-            + (f", negatives {self.invert:.0%} of the time" if self.invert else ""),
+            + (f", negatives {self.invert:.0%} of the time" if self.invert else "")
+            + (f", {self.synthetic_stains:g} synthetic stains per defect (ok frames, known masks)" if self.synthetic_stains else ""),
             f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export)",
             ("  fast        " + (f"a fast variant at {size(self.fast_size)} ({FAST_DOWNSCALE} downscale, up to {FAST_MAX_MINUTES:g} more min), "
                                  "served on CPU only if it matches the exact model on the held-out frames" if self.fast_size else "no fast variant")),
@@ -150,6 +153,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         balanced=not crops,
         ema=pick("ema", DEFAULT_EMA),
         invert=pick("invert", DEFAULT_INVERT),
+        synthetic_stains=pick("synthetic_stains", DEFAULT_SYNTHETIC_STAINS),
         fast_size=None,
         chosen=chosen,
     )
@@ -157,6 +161,10 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         raise ValueError(f"--ema {plan.ema:g}: expected the decay of the weight average in [0, 1), e.g. 0.99 (0 = off)")
     if not 0.0 <= plan.invert <= 1.0:
         raise ValueError(f"--invert {plan.invert:g}: expected a probability in [0, 1]")
+    if not 0.0 <= plan.synthetic_stains <= 2.0:
+        raise ValueError(f"--synthetic-stains {plan.synthetic_stains:g}: expected ok frames per defect in [0, 2], e.g. 0.5 (0 = off)")
+    if plan.synthetic_stains and plan.crop:
+        raise ValueError(f"--synthetic-stains needs the whole-frame recipe (--crop 0); this plan trains on {plan.crop}x{plan.crop} crops")
     # The fast variant (issue "Speed"): measured for the crops recipe (DAGM class 8), whose budget
     # then leaves room for it within the 30-minute CPU budget.
     want_fast = pick("fast_variant", crops)

@@ -51,6 +51,9 @@ class TrainConfig:
     # Negatives (255 - x) with this probability: most defects of a set are of one polarity, and a
     # model that saw few bright stains misses them (the varied-size mixed set's held-out misses).
     invert: float = 0.0
+    # Synthetic stains (training/synthetic.py): per epoch, this many ok frames per real defect get a
+    # soft patch and train as defects with a known mask. Whole-frame recipe only.
+    synthetic_stains: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -123,7 +126,8 @@ def train(
     segdec = model_config.design == "segdec"
     stride = backbone.output_stride
     sampler = BatchSampler(train_set, train_config.batch_size, stride, train_config.crop or None, train_config.seed, repeats=train_config.repeats,
-                           balanced=train_config.balanced, invert=train_config.invert)
+                           balanced=train_config.balanced, invert=train_config.invert,
+                           synthetic_stains=train_config.synthetic_stains)
     n, n_pos = len(train_set), int(train_set.labels.sum())
     if n_pos == 0 or n_pos == n:
         raise ValueError(f"training data needs both classes; got {n_pos} defective of {n}")
