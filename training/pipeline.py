@@ -134,7 +134,7 @@ class BatchSampler:
         return order[shuffle], flags[shuffle]
 
     def _stained_count(self, n_def: int) -> int:
-        return int(round(self.synthetic_stains * n_def)) if self.balanced else 0
+        return int(round(self.synthetic_stains * n_def))  # balanced epochs only: the constructor checks
 
     def steps(self) -> int:
         """Batches per epoch."""
