@@ -79,6 +79,21 @@ def at_threshold(labels: np.ndarray, scores: np.ndarray, threshold: float) -> di
     }
 
 
+def errors_at(labels: np.ndarray, scores: np.ndarray, threshold: float, names: list[str]) -> dict:
+    """The frames judged wrong at `threshold`, worst first: {"missed": [...], "false_alarms": [...]}.
+
+    Each entry is {"file": name, "score": score}. A user whose model fails the quality gate
+    looks at these first (a mislabelled image, a kind of defect with too few examples).
+    """
+    labels, scores = _check(labels, scores)
+    if len(names) != len(labels):
+        raise ValueError(f"{len(names)} names but {len(labels)} scores")
+    missed = np.flatnonzero((labels == 1) & (scores < threshold))
+    alarms = np.flatnonzero((labels == 0) & (scores >= threshold))
+    return {"missed": [{"file": names[i], "score": float(scores[i])} for i in missed[np.argsort(scores[missed], kind="stable")]],
+            "false_alarms": [{"file": names[i], "score": float(scores[i])} for i in alarms[np.argsort(-scores[alarms], kind="stable")]]}
+
+
 def summary(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """All report metrics at one threshold."""
     labels, scores = _check(labels, scores)

@@ -48,4 +48,5 @@ def banner(gate: dict[str, Any]) -> list[str]:
     return [bar, "MODEL NOT FIT TO DEPLOY: the held-out part failed the quality gate:",
             *(f"  - {r}" for r in gate["reasons"]),
             "  metadata.json says fit_to_serve=false; workers refuse it unless WORKER_ALLOW_UNFIT_MODEL=true.",
+            "  The held-out frames it got wrong are listed above (training_report.json: holdout_errors); look at them first.",
             "  More or better-labelled images (or masks for some defects) usually help; see docs/training.md.", bar]

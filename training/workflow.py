@@ -132,6 +132,7 @@ def _fit(recipe: Recipe, data: ArraySet, parts: list, backbone: BackboneInfo, lo
         report["holdout"] = metrics.summary(holdout.labels, hold_scores, threshold)
         report["holdout"]["seconds_per_frame"] = (time.monotonic() - hold_start) / max(len(holdout), 1)
         report["holdout_files"] = [Path(n).name for n in holdout.names]
+        report["holdout_errors"] = metrics.errors_at(holdout.labels, hold_scores, threshold, report["holdout_files"])
     report["training"] = {"wall_seconds": round(time.monotonic() - started, 1), "train_loop_seconds": round(result.wall_seconds, 1),
                           "best_epoch": result.best_epoch, "stopped": result.stopped_because, "history": result.history}
     gate = judge(report.get("holdout"), recipe.gate)
@@ -141,8 +142,22 @@ def _fit(recipe: Recipe, data: ArraySet, parts: list, backbone: BackboneInfo, lo
             m = report[part]
             log(f"{label}{part}: roc_auc {m['roc_auc']:.4f}  recall {m['recall']:.4f}  fpr {m['false_positive_rate']:.4f}  "
                 f"accuracy {m['accuracy']:.4f}  threshold {threshold:.4f}  (n={m['n_images']}, defective={m['n_defective']})")
+    for line in _error_lines(report.get("holdout_errors"), label):
+        log(line)
     sizes = {"train": len(train_set), "validation": len(val_set), "holdout": len(holdout) if holdout else 0}
     return _Trained(recipe, result, threshold, rule, report, gate, sizes, backbone)
+
+
+def _error_lines(errors: Optional[dict[str, list]], label: str = "", shown: int = 10) -> list[str]:
+    """The held-out frames judged wrong at the stored threshold, worst first (all of them in training_report.json)."""
+    lines = []
+    for kind, words in (("missed", "defects missed"), ("false_alarms", "false alarms")):
+        items = (errors or {}).get(kind, [])
+        if items:
+            listed = ", ".join(f"{e['file']} ({e['score']:.3f})" for e in items[:shown])
+            more = f" and {len(items) - shown} more" if len(items) > shown else ""
+            lines.append(f"{label}holdout {words}: {listed}{more}")
+    return lines
 
 
 def _export(trained: _Trained, out_base: Path, version: int, input_size: tuple[int, int], data_summary: dict,

@@ -100,6 +100,22 @@ def test_quality_gate_judges_the_held_out_part():
     assert not judge({**good, "recall": float("nan")}, GateLimits())["passed"]
 
 
+def test_the_held_out_errors_name_each_wrong_frame_worst_first():
+    from training.metrics import at_threshold, errors_at
+
+    labels = np.array([1, 1, 1, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.2, 0.4, 0.1, 0.7, 0.95, 0.3])
+    names = [f"f{i}.png" for i in range(7)]
+    errors = errors_at(labels, scores, 0.5, names)
+    assert [e["file"] for e in errors["missed"]] == ["f1.png", "f2.png"]  # lowest-scoring defect first
+    assert [e["file"] for e in errors["false_alarms"]] == ["f5.png", "f4.png"]  # highest-scoring ok frame first
+    counts = at_threshold(labels, scores, 0.5)
+    assert (len(errors["missed"]), len(errors["false_alarms"])) == (counts["fn"], counts["fp"])
+    assert errors_at(labels, scores, 0.0, names)["missed"] == [] and errors_at(labels, scores, 1.0, names)["false_alarms"] == []
+    with pytest.raises(ValueError, match="6 names but 7 scores"):
+        errors_at(labels, scores, 0.5, names[:6])
+
+
 def test_worker_side_check_refuses_an_unfit_model_unless_allowed(tmp_path):
     from training.export import export_version
 

@@ -153,6 +153,12 @@ def test_image_level_labels_on_non_square_frames_learn_and_export(tmp_path, smal
     assert meta["architecture"]["model_height"] == 64 and meta["architecture"]["model_width"] == 104  # short side 64, aspect kept
     assert meta["metrics"]["holdout"]["roc_auc"] > 0.9, meta["metrics"]
     assert meta["fit_to_serve"] == meta["quality_gate"]["passed"]
+    # the held-out frames judged wrong are named, as many as the report's own counts
+    report = json.loads(next((tmp_path / "models").glob("*/training_report.json")).read_text())
+    errors, held = report["holdout_errors"], report["holdout"]
+    assert (len(errors["missed"]), len(errors["false_alarms"])) == (held["fn"], held["fp"])
+    assert all(e["file"].startswith("defect") and e["score"] < meta["threshold"] for e in errors["missed"])
+    assert all(e["file"] in out for e in errors["missed"][:10] + errors["false_alarms"][:10])  # the log shows ten of each
     # localisation from image-level labels: the defect map peaks where a blob is drawn
     from training.localise import load_defect_map, peak_in_frame
 
