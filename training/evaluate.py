@@ -91,13 +91,13 @@ def evaluate(
         "data": {"path": str(data), "split": split, "resized_frames": resized, "holdout_only": holdout_only},
         "seconds_per_frame": seconds / len(items),
         "wall_seconds": round(seconds, 2),
-        "misclassified": [
-            {"file": str(it.path), "label": int(it.label), "score": float(s)}
-            for it, s in zip(items, scores_arr) if (s >= meta.threshold) != bool(it.label)
-        ],
     })
+    # the same worst-first lists `train` stores for its held-out part (training.metrics.errors_at)
+    names = [str(it.path) for it in items]
+    errors = metrics.errors_at(labels, scores_arr, meta.threshold, names)
+    result["misclassified"] = [{**e, "label": 1} for e in errors["missed"]] + [{**e, "label": 0} for e in errors["false_alarms"]]
     if tally is not None:
-        located = tally.summary(labels, scores_arr >= meta.threshold, [str(it.path) for it in items])
+        located = tally.summary(labels, scores_arr >= meta.threshold, names)
         located["map_source"] = "serving signature (same pass as the score)" if in_serving else "defect_map signature (second pass)"
         located["seconds_per_frame"] = map_seconds / len(items)  # regions and truth checks; plus the second pass, if any
         result.update({"localization_hit_rate": located["hit_rate"], "pixel_roc_auc": located["pixel_roc_auc"],
