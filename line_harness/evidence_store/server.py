@@ -77,9 +77,19 @@ class LocalObjectStore:
         ports = state.get("ports", {})
         if port:
             ports["s3"] = port
-        self.ports = {name: ports.get(name) or free_port() for name in _PORT_NAMES}
+        self.ports: dict[str, int] = {}
+        for name in _PORT_NAMES:
+            self.ports[name] = ports.get(name) or self._unused_port()
         self.access_key = state.get("access_key") or "line" + secrets.token_hex(8)
         self.secret_key = state.get("secret_key") or secrets.token_urlsafe(30)
+
+    def _unused_port(self) -> int:
+        # The OS may hand the same free port out twice in a row; two components on one port
+        # kill weed at start ("bind: address already in use"), so never reuse one of ours.
+        while True:
+            port = free_port()
+            if port not in self.ports.values():
+                return port
 
     # -- addresses and clients ----------------------------------------------------------------
     @property
@@ -136,7 +146,7 @@ class LocalObjectStore:
                              f"(or stop what listens there)")
         for name, port in self.ports.items():  # the inner ports are nobody's business: move them if taken
             if name != "s3" and not port_is_free(port):
-                self.ports[name] = free_port()
+                self.ports[name] = self._unused_port()
         binary = self._binary or weed_binary()
         for sub in ("data", "logs"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
