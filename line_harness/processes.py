@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Optional, Sequence
 
+from line_runtime.ports import free_ports
+
 _PR_SET_PDEATHSIG = 1
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -52,12 +54,12 @@ def port_is_free(port: int) -> bool:
 
 
 def free_port(preferred: Optional[int] = None) -> int:
-    """`preferred` if nothing listens there on 127.0.0.1, else any port free right now."""
+    """`preferred` if nothing listens there on 127.0.0.1, else any port free right now.
+
+    For several ports at once use `line_runtime.ports.free_ports`: back-to-back calls here may return one port twice."""
     if preferred and port_is_free(preferred):
         return preferred
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def cpu_seconds(pid: int) -> float:

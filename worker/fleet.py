@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from line_runtime.ports import free_ports
 from worker.http import MetricsServer
 from worker.settings import WorkerSettings
 
@@ -99,7 +99,7 @@ class Fleet:
         s = self.settings
         self.http = MetricsServer(s.metrics_host, s.metrics_port, self.metrics_text, self.live, self.ready)
         self.http.start()
-        self._ports = [_free_port() for _ in range(s.processes)]
+        self._ports = free_ports(s.processes)  # at once: back-to-back picks may repeat a port
         for index, port in enumerate(self._ports):
             # Own session: a Ctrl-C in a terminal reaches only the supervisor, which forwards one SIGTERM
             # (a child that got both would take the second signal as "exit now").
@@ -195,8 +195,3 @@ def _die_with_parent() -> None:
     except (OSError, AttributeError):
         pass  # not Linux: a killed supervisor leaves its children to the container's end
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

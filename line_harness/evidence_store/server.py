@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Optional
 
 from line_harness.paths import DEPLOY_DIR, REPO
-from line_harness.processes import die_with_parent, free_port, port_is_free, stop_group
+from line_harness.processes import die_with_parent, port_is_free, stop_group
+from line_runtime.ports import free_ports
 
 BUILD_SCRIPT = DEPLOY_DIR / "evidence" / "build.sh"
 DEFAULT_RUN_DIR = REPO / "run" / "evidence-store"
@@ -84,12 +85,8 @@ class LocalObjectStore:
         self.secret_key = state.get("secret_key") or secrets.token_urlsafe(30)
 
     def _unused_port(self) -> int:
-        # The OS may hand the same free port out twice in a row; two components on one port
-        # kill weed at start ("bind: address already in use"), so never reuse one of ours.
-        while True:
-            port = free_port()
-            if port not in self.ports.values():
-                return port
+        # Two components on one port kill weed at start ("bind: address already in use"): never reuse one of ours.
+        return free_ports(1, avoid=set(self.ports.values()))[0]
 
     # -- addresses and clients ----------------------------------------------------------------
     @property

@@ -22,7 +22,8 @@ from typing import Optional
 
 from line_harness.kafka.config import broker_properties, log4j2_properties
 from line_harness.paths import DEPLOY_DIR, REPO
-from line_harness.processes import die_with_parent, free_port, port_is_free, stop_group
+from line_harness.processes import die_with_parent, port_is_free, stop_group
+from line_runtime.ports import free_ports
 
 KAFKA_DIR = DEPLOY_DIR / "kafka"  # pom.xml; the fetched jars go under its target/
 JAR_DIR = KAFKA_DIR / "target" / "dependency"
@@ -89,8 +90,10 @@ class LocalKafka:
         self._proc: Optional[subprocess.Popen] = None
         state = read_state(self.run_dir)
         # Storage formatted with --standalone records the controller endpoint, so a run dir keeps its ports.
-        self.port = port or state.get("port") or free_port()
-        self.controller_port = controller_port or state.get("controller_port") or free_port()
+        kept = {p for p in (port, state.get("port"), controller_port, state.get("controller_port")) if p}
+        picked = iter(free_ports(2, avoid=kept))  # both at once: back-to-back picks may repeat a port
+        self.port = port or state.get("port") or next(picked)
+        self.controller_port = controller_port or state.get("controller_port") or next(picked)
         self._tls = None
         if security == "sasl_ssl":
             from line_harness.kafka.tls import ensure_tls_material

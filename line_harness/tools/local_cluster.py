@@ -22,6 +22,7 @@ from typing import Optional
 
 from line_harness.paths import REPO
 from line_harness.processes import Child, free_port, wait_until
+from line_runtime.ports import free_ports
 
 BUILD_SCRIPT = REPO / "deploy" / "cluster" / "build.sh"
 STAGES = REPO / "deploy" / "cluster" / "kwok-stages.yaml"
@@ -115,7 +116,7 @@ class LocalCluster:
             shutil.rmtree(self.run_dir)
         pki = self.run_dir / "pki"
         make_certificates(pki)
-        etcd_port, peer_port, self.api_port = free_port(), free_port(), free_port()
+        etcd_port, peer_port, self.api_port = free_ports(3)  # at once: back-to-back picks may repeat a port
         etcd = f"http://127.0.0.1:{etcd_port}"
         self._start("etcd", "--data-dir", str(self.run_dir / "etcd"), "--name", "local",
                     "--listen-client-urls", etcd, "--advertise-client-urls", etcd,

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, start_http_server
 
-from line_harness.processes import free_port
 from line_harness.tools.chart_render import find_tool
 from line_harness.tools.promql_inventory import RULES, all_expressions
+from line_runtime.ports import free_ports
 from worker.metrics import WorkerMetrics
 
 CAMERAS = [(f"line-{ln}", f"line-{ln}-cam-{c}") for ln in (1, 2) for c in (1, 2)]
@@ -69,7 +69,7 @@ def prometheus(tmp_path_factory):
     """A real Prometheus scraping a WorkerMetrics registry every second; yields its base URL."""
     tmp = tmp_path_factory.mktemp("prom")
     metrics = WorkerMetrics(CollectorRegistry())
-    exporter_port, prom_port = free_port(), free_port()
+    exporter_port, prom_port = free_ports(2)
     server, _ = start_http_server(exporter_port, addr="127.0.0.1", registry=metrics.registry)
     stop = threading.Event()
     feeder = threading.Thread(target=feed, args=(metrics, stop, np.random.default_rng(0)), daemon=True)
