@@ -86,6 +86,7 @@ def evaluate(
     scores_arr = np.concatenate(scores)
     labels = np.array([it.label for it in items], np.int64)
     result = metrics.summary(labels, scores_arr, meta.threshold)
+    result["interval_95"] = metrics.intervals(labels, scores_arr, meta.threshold)
     result.update({
         "model": {"name": meta.name, "version": meta.version, "backend": loaded.backend, "path": str(version)},
         "data": {"path": str(data), "split": split, "resized_frames": resized, "holdout_only": holdout_only},
@@ -119,6 +120,7 @@ def evaluate(
         f"recall {result['recall']:.4f}  precision {result['precision']:.4f}  fpr {result['false_positive_rate']:.4f}  "
         f"threshold {meta.threshold:.4f}  n={len(items)} ({int(labels.sum())} defective)  {1000 * seconds / len(items):.0f} ms/frame"
     )
+    log(f"95 % intervals at this data's size: {metrics.interval_text(result['interval_95'])}")
     if result["localization_hit_rate"] is not None:
         loc = result["localisation"]
         log(f"localisation: strongest region on the defect in {loc['hits']}/{loc['defective_with_mask']} masked defective frames "

@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
+from training.metrics import rate_interval
+
 
 @dataclass(frozen=True)
 class GateLimits:
@@ -37,16 +39,40 @@ def judge(holdout: Optional[dict[str, Any]], limits: GateLimits) -> dict[str, An
         if not fpr <= limits.max_false_positive_rate:
             reasons.append(f"held-out false-positive rate {fpr:.3f} > {limits.max_false_positive_rate:g} at the stored threshold")
         values = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
-    return {"passed": not reasons, "reasons": reasons, "limits": asdict(limits), "values": values}
+    return {"passed": not reasons, "reasons": reasons, "limits": asdict(limits), "values": values,
+            "too_few_to_judge": _too_few(holdout, limits)}
+
+
+def _too_few(holdout: Optional[dict[str, Any]], limits: GateLimits) -> list[str]:
+    """Why a held-out part this small cannot show the limits were met, even by a perfect score.
+
+    The gate still judges the point values (a plant with 25 defects must be able to deploy), but
+    says that a pass on so few frames is weak evidence; the 95 % Wilson bounds of a perfect part
+    are what it compares (training/metrics.py)."""
+    if holdout is None:
+        return []
+    n_def = int(holdout.get("n_defective") or 0)
+    n_ok = int(holdout.get("n_images") or 0) - n_def
+    notes = []
+    lowest = rate_interval(n_def, n_def)[0]
+    if not lowest >= limits.min_recall:
+        notes.append(f"only {n_def} defective frames held out: even with all of them caught, the true recall could be "
+                     f"as low as {lowest:.2f} (95 %), under the limit {limits.min_recall:g}")
+    highest = rate_interval(0, n_ok)[1]
+    if not highest <= limits.max_false_positive_rate:
+        notes.append(f"only {n_ok} ok frames held out: even with no false alarm, the true false-positive rate could be "
+                     f"as high as {highest:.2f} (95 %), over the limit {limits.max_false_positive_rate:g}")
+    return notes
 
 
 def banner(gate: dict[str, Any]) -> list[str]:
     """The loud lines `train` prints when the gate fails."""
+    weak = [f"quality gate: weak evidence: {note}; more images give a firmer verdict" for note in gate.get("too_few_to_judge", [])]
     if gate["passed"]:
-        return ["quality gate: passed (" + ", ".join(f"{k} {v:.3f}" for k, v in gate["values"].items() if isinstance(v, float)) + ")"]
+        return ["quality gate: passed (" + ", ".join(f"{k} {v:.3f}" for k, v in gate["values"].items() if isinstance(v, float)) + ")", *weak]
     bar = "!" * 78
     return [bar, "MODEL NOT FIT TO DEPLOY: the held-out part failed the quality gate:",
             *(f"  - {r}" for r in gate["reasons"]),
             "  metadata.json says fit_to_serve=false; workers refuse it unless WORKER_ALLOW_UNFIT_MODEL=true.",
             "  The held-out frames it got wrong are listed above (training_report.json: holdout_errors); look at them first.",
-            "  More or better-labelled images (or masks for some defects) usually help; see docs/training.md.", bar]
+            "  More or better-labelled images (or masks for some defects) usually help; see docs/training.md.", *weak, bar]

@@ -125,13 +125,18 @@ def _fit(recipe: Recipe, data: ArraySet, parts: list, backbone: BackboneInfo, lo
     val_scores = predict_scores(result.scorer, val_set.images)
     threshold, rule = metrics.choose_threshold(val_set.labels, val_scores, recipe.target_recall, max_fpr=recipe.max_fpr)
     report: dict[str, Any] = {"validation": metrics.summary(val_set.labels, val_scores, threshold)}
+    # Every frame's score, so a threshold rule or a metric can be studied again without the model.
+    report["validation_files"] = [Path(n).name for n in val_set.names]
+    report["validation_scores"] = [round(float(v), 6) for v in val_scores]
     if holdout is not None:
         # Scored once, after every choice is made: the honest estimate.
         hold_start = time.monotonic()
         hold_scores = predict_scores(result.scorer, holdout.images)
         report["holdout"] = metrics.summary(holdout.labels, hold_scores, threshold)
         report["holdout"]["seconds_per_frame"] = (time.monotonic() - hold_start) / max(len(holdout), 1)
+        report["holdout"]["interval_95"] = metrics.intervals(holdout.labels, hold_scores, threshold)
         report["holdout_files"] = [Path(n).name for n in holdout.names]
+        report["holdout_scores"] = [round(float(v), 6) for v in hold_scores]
         report["holdout_errors"] = metrics.errors_at(holdout.labels, hold_scores, threshold, report["holdout_files"])
     report["training"] = {"wall_seconds": round(time.monotonic() - started, 1), "train_loop_seconds": round(result.wall_seconds, 1),
                           "best_epoch": result.best_epoch, "stopped": result.stopped_because, "history": result.history}
@@ -142,10 +147,18 @@ def _fit(recipe: Recipe, data: ArraySet, parts: list, backbone: BackboneInfo, lo
             m = report[part]
             log(f"{label}{part}: roc_auc {m['roc_auc']:.4f}  recall {m['recall']:.4f}  fpr {m['false_positive_rate']:.4f}  "
                 f"accuracy {m['accuracy']:.4f}  threshold {threshold:.4f}  (n={m['n_images']}, defective={m['n_defective']})")
+    if "holdout" in report:
+        log(label + _interval_line(report["holdout"]))
     for line in _error_lines(report.get("holdout_errors"), label):
         log(line)
     sizes = {"train": len(train_set), "validation": len(val_set), "holdout": len(holdout) if holdout else 0}
     return _Trained(recipe, result, threshold, rule, report, gate, sizes, backbone)
+
+
+def _interval_line(holdout: dict[str, Any]) -> str:
+    """How far the held-out numbers may be from the truth, at this part's size."""
+    return (f"holdout 95 % intervals ({holdout['n_defective']} defective, {holdout['n_images'] - holdout['n_defective']} ok "
+            f"frames; a small part gives wide ones): {metrics.interval_text(holdout['interval_95'])}")
 
 
 def _error_lines(errors: Optional[dict[str, list]], label: str = "", shown: int = 10) -> list[str]:

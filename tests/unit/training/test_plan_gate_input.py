@@ -100,6 +100,42 @@ def test_quality_gate_judges_the_held_out_part():
     assert not judge({**good, "recall": float("nan")}, GateLimits())["passed"]
 
 
+def test_a_held_out_part_too_small_to_show_the_limits_is_called_weak_evidence():
+    perfect = {"roc_auc": 1.0, "recall": 1.0, "false_positive_rate": 0.0}
+    small = judge({**perfect, "n_images": 12, "n_defective": 4}, GateLimits())
+    assert small["passed"]  # a plant with few images can still deploy: the point values pass
+    assert len(small["too_few_to_judge"]) == 2
+    assert "only 4 defective frames held out" in small["too_few_to_judge"][0] and "as low as 0.51" in small["too_few_to_judge"][0]
+    assert "only 8 ok frames held out" in small["too_few_to_judge"][1] and "as high as 0.32" in small["too_few_to_judge"][1]
+    assert sum("weak evidence" in line for line in banner(small)) == 2
+    # 40 of 40 caught bounds recall above 0.9, and 0 of 80 bounds the false-positive rate under 0.05
+    assert judge({**perfect, "n_images": 120, "n_defective": 40}, GateLimits())["too_few_to_judge"] == []
+    failed = judge({**perfect, "recall": 0.5, "n_images": 12, "n_defective": 4}, GateLimits())
+    assert "NOT FIT TO DEPLOY" in "\n".join(banner(failed)) and sum("weak evidence" in line for line in banner(failed)) == 2
+
+
+def test_rate_intervals_match_the_wilson_tables_and_auc_intervals_a_plain_bootstrap():
+    from training.metrics import rate_interval, roc_auc, roc_auc_interval
+
+    assert rate_interval(0, 10) == pytest.approx([0.0, 0.2775], abs=1e-4)  # Wilson 95 %, published tables
+    assert rate_interval(10, 10) == pytest.approx([0.7225, 1.0], abs=1e-4)
+    assert rate_interval(5, 10) == pytest.approx([0.2366, 0.7634], abs=1e-4)
+    assert all(np.isnan(rate_interval(0, 0)))
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.ones(40), np.zeros(80)].astype(int)
+    scores = np.round(np.r_[rng.normal(2, 1, 40), rng.normal(0, 1, 80)], 1)  # rounded: ties count half
+    lo, hi = roc_auc_interval(labels, scores)
+    assert lo < roc_auc(labels, scores) < hi
+    plain = []  # the textbook loop: redraw each class with replacement, score the AUC
+    for _ in range(2000):
+        pick = np.r_[rng.choice(40, 40), 40 + rng.choice(80, 80)]
+        plain.append(roc_auc(labels[pick], scores[pick]))
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(plain, [2.5, 97.5])), abs=0.01)
+    assert roc_auc_interval(labels, np.r_[np.ones(40), np.zeros(80)]) == [1.0, 1.0]  # perfectly separated: no spread
+    wide = roc_auc_interval(labels[::4], scores[::4])
+    assert wide[1] - wide[0] > hi - lo  # a quarter of the frames, a wider interval
+
+
 def test_the_held_out_errors_name_each_wrong_frame_worst_first():
     from training.metrics import at_threshold, errors_at
 

@@ -78,6 +78,9 @@ def test_evaluate_writes_metrics_and_report(tmp_path):
     assert saved["n_images"] == 24 and saved["threshold"] == 0.5
     assert saved["model"]["path"] == str(model)
     assert 0 <= saved["roc_auc"] <= 1 and result["accuracy"] == saved["accuracy"]
+    for key in ("roc_auc", "recall", "false_positive_rate"):  # how far 24 frames' numbers may be from the truth
+        low, high = saved["interval_95"][key]
+        assert low <= saved[key] <= high and high - low > 0.05, (key, low, high)
     html = (tmp_path / "report" / "report.html").read_text()
     assert "roc.png" in html and (tmp_path / "report" / "confusion_matrix.png").is_file()
     # overlays are embedded in the page (one file to hand on): one per misclassified frame, up to 24
@@ -159,6 +162,19 @@ def test_image_level_labels_on_non_square_frames_learn_and_export(tmp_path, smal
     assert (len(errors["missed"]), len(errors["false_alarms"])) == (held["fn"], held["fp"])
     assert all(e["file"].startswith("defect") and e["score"] < meta["threshold"] for e in errors["missed"])
     assert all(e["file"] in out for e in errors["missed"][:10] + errors["false_alarms"][:10])  # the log shows ten of each
+    # every validation and held-out frame's score is kept, and gives back the report's own numbers
+    hold_labels = np.array([f.startswith("defect") for f in report["holdout_files"]], int)
+    assert len(report["holdout_scores"]) == len(hold_labels) == held["n_images"]
+    again = metrics.summary(hold_labels, np.array(report["holdout_scores"]), meta["threshold"])
+    assert (again["tp"], again["fp"]) == (held["tp"], held["fp"]) and abs(again["roc_auc"] - held["roc_auc"]) < 1e-6
+    assert len(report["validation_scores"]) == len(report["validation_files"]) == report["validation"]["n_images"]
+    # with how far the held-out numbers may be from the truth at this part's size
+    iv = held["interval_95"]
+    for key in ("roc_auc", "recall", "false_positive_rate"):
+        assert iv[key][0] <= held[key] <= iv[key][1], (key, iv[key], held[key])
+    assert "holdout 95 % intervals (12 defective, 12 ok frames" in out
+    assert meta["quality_gate"]["too_few_to_judge"][0].startswith("only 12 defective frames held out")  # 12 of 12 bounds recall at 0.76
+    assert "quality gate: weak evidence: only 12 defective frames held out" in out
     # localisation from image-level labels: the defect map peaks where a blob is drawn
     from training.localise import load_defect_map, peak_in_frame
 
