@@ -102,10 +102,11 @@ def _train(args: argparse.Namespace, log: Log) -> int:
     from training.export import preflight
     from training.model import defect_mapper
 
+    train_model, scorer = build_models(recipe.model, backbone)
+    export_s = 0.0
     if args.litert:
-        train_model, scorer = build_models(recipe.model, backbone)
-        seconds = preflight(scorer, plan.frame, plan.model_size, Path(args.out), mapper=defect_mapper(train_model), downscale=plan.downscale)
-        log(f"preflight: an untrained twin exports as SavedModel and converts to LiteRT ({seconds:.0f}s)")
+        export_s = preflight(scorer, plan.frame, plan.model_size, Path(args.out), mapper=defect_mapper(train_model), downscale=plan.downscale)
+        log(f"preflight: an untrained twin exports as SavedModel and converts to LiteRT ({export_s:.0f}s)")
     data = load_images(checked.items, plan.model_size, plan.frame, checked.images, downscale=plan.downscale)
     log(f"prepared {len(data)} images at working size {plan.model_size[0]}x{plan.model_size[1]} in {time.monotonic() - started:.0f}s")
     fast = None
@@ -117,11 +118,33 @@ def _train(args: argparse.Namespace, log: Log) -> int:
                       downscale=fast_recipe.model.downscale)
         fast = (fast_recipe, load_images(checked.items, plan.fast_size, plan.frame, checked.images, downscale=fast_recipe.model.downscale))
         log(f"prepared the fast variant's images at {plan.fast_size[0]}x{plan.fast_size[1]} ({fast_recipe.model.downscale})")
+    if args.max_minutes is None:
+        recipe = _fit_the_command_budget(recipe, fast, plan, scorer, len(data), time.monotonic() - started, export_s, args, log)
     info = {**summary(checked.items), "source": str(args.data), "data_split": args.data_split, "masks": checked.masks,
             "plan": plan.as_dict()}
     train_and_export(recipe, data, backbone, args.out, plan.frame, info, args.version, log, fast=fast)
     log(f"total wall time {time.monotonic() - started:.0f}s")
     return 0
+
+
+def _fit_the_command_budget(recipe, fast, plan, scorer, n_images: int, spent_s: float, export_s: float, args: argparse.Namespace,
+                            log: Log):
+    """Shorten the training loop when preparing, scoring and exporting this data would push `train` past 30 minutes."""
+    from dataclasses import replace
+
+    from training.budget import loop_budget, scoring_seconds_per_frame
+    from training.frames import channels
+
+    per_frame = scoring_seconds_per_frame(scorer, plan.model_size, channels(plan.downscale))
+    scored = round(n_images * sum(args.fractions[1:]))  # validation and held-out frames, scored once each
+    # the fast variant trains after the exact model on its own budget, then scores and exports again
+    fast_s = 0.0 if fast is None else 60.0 * fast[0].train.max_minutes + scored * per_frame + 2 * export_s
+    budget = loop_budget(recipe.train.max_minutes, spent_s, scored, per_frame, export_s, fast_s)
+    if not budget.shortened:
+        return recipe
+    log(budget.line())
+    plan.max_minutes = budget.minutes  # metadata.json's plan says what was run
+    return replace(recipe, train=replace(recipe.train, max_minutes=budget.minutes))
 
 
 def _quick_demo(args: argparse.Namespace, log: Log) -> int:

@@ -187,6 +187,31 @@ def test_image_level_labels_on_non_square_frames_learn_and_export(tmp_path, smal
     assert abs(row - 14) <= 12 and abs(col - 60) <= 12, (row, col)
 
 
+def test_train_shortens_its_loop_to_fit_the_command_budget(tmp_path, small_backbone, capsys, monkeypatch):
+    """The 30-minute command budget, made 3 minutes here so a tiny set meets it: the loop gets what is left."""
+    from surface_images.make_set import write_set
+    from training import budget
+    from training.cli import main
+
+    monkeypatch.setattr(budget, "COMMAND_MINUTES", 3.0)
+    monkeypatch.setattr(budget, "MIN_LOOP_MINUTES", 0.1)
+    write_set(tmp_path / "set", "blobs", (48, 80), defective=20, ok=20, seed=3)
+    status = main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "models"), "--backbone", small_backbone.handle,
+                   "--epochs", "1", "--gate-min-auc", "0"])
+    out = capsys.readouterr().out
+    assert status == 0
+    line = next(x for x in out.splitlines() if "budget: " in x and "min of training instead of 20" in x)
+    minutes = float(line.split("budget: ")[1].split(" min")[0])
+    assert 0.1 <= minutes < 3.0 and "min spent preparing" in line
+    meta = json.loads(next((tmp_path / "models").glob("*/metadata.json")).read_text())
+    assert meta["training_data"]["plan"]["max_minutes"] == minutes  # metadata says what was run
+    assert meta["training_data"]["train_config"]["max_minutes"] == minutes
+    # a budget the user gave is kept as given
+    status = main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "models"), "--backbone", small_backbone.handle,
+                   "--epochs", "1", "--gate-min-auc", "0", "--max-minutes", "5"])
+    assert status == 0 and "min of training instead of" not in capsys.readouterr().out
+
+
 def test_the_weight_average_follows_the_weights_and_swaps_back_exactly():
     import tensorflow as tf
 
