@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from training.backbone import VARIANTS
+from training.backbone import VARIANTS, backbone_info
 from training.frames import SIDE_MULTIPLE, camera_size, dominant_size, working_size
 from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES, fast_size
 
@@ -71,6 +71,7 @@ class Plan:
     synthetic_stains: float  # ok frames per defect given a synthetic stain each epoch (training/synthetic.py)
     fast_size: Optional[tuple[int, int]]  # the fast variant's working size (training/variants.py); None = no fast variant
     chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
+    backbone: str = ""  # --backbone as given (a TF Hub handle or a SavedModel folder); "" = a random-init one built locally
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (goes into metadata.json training_data.plan)."""
@@ -95,13 +96,14 @@ class Plan:
             f"  masks       {mask_text}",
             f"  recipe      {self.recipe}: " + (f"{self.crop}x{self.crop} crops x{self.repeats} per frame" if self.crop else
                                              "every defect + as many ok frames per epoch, multiple-instance loss"),
-            f"  backbone    EfficientNet-B0 {self.variant}"
+            (f"  backbone    {self.backbone} (given)" if self.backbone else f"  backbone    EfficientNet-B0 {self.variant}, random init, built locally")
             + (", head also sees each cell's brightness step (sign dropped)" if self.context == "brightness" else ""),
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
             f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
             + (f", negatives {self.invert:.0%} of the time" if self.invert else "")
             + (f", {self.synthetic_stains:g} synthetic stains per defect (ok frames, known masks)" if self.synthetic_stains else ""),
-            f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export)",
+            f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export"
+            + ("; less if the whole command would pass 30 min)" if "max-minutes" in self.chosen else ")"),
             ("  fast        " + (f"a fast variant at {size(self.fast_size)} ({FAST_DOWNSCALE} downscale, up to {FAST_MAX_MINUTES:g} more min), "
                                  "served on CPU only if it matches the exact model on the held-out frames" if self.fast_size else "no fast variant")),
             f"  chosen by rule: {by_rule}",
@@ -130,8 +132,14 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         per_frame = WHOLE_EPOCH_PIXELS / max(2 * 0.6 * defective, 1)
         max_pixels = int(min(WHOLE_MAX_PIXELS, max(WHOLE_MIN_PIXELS, per_frame)))
     # A defect map's sides are multiples of the backbone's output stride, so the working size's are too.
-    variant = pick("backbone_variant", "stride8")
-    stride = VARIANTS[variant][1] if variant in VARIANTS and getattr(args, "design", "segdec") == "segdec" else SIDE_MULTIPLE
+    segdec = getattr(args, "design", "segdec") == "segdec"
+    if getattr(args, "backbone", None):
+        # a given backbone brings its own cut: its stride sets the map grid (an unknown handle stops here, before any work)
+        info = backbone_info(args.backbone, getattr(args, "input_range", None))
+        variant, stride = info.variant, (info.output_stride if segdec else SIDE_MULTIPLE)
+    else:
+        variant = pick("backbone_variant", "stride8")
+        stride = VARIANTS[variant][1] if variant in VARIANTS and segdec else SIDE_MULTIPLE
     # (a given --model-size is a multiple of 32 already: training/cli.py)
     model_size = pick("model_size", working_size(frame, max_pixels, max(stride, SIDE_MULTIPLE)))
     plan = Plan(
@@ -156,6 +164,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         synthetic_stains=pick("synthetic_stains", DEFAULT_SYNTHETIC_STAINS),
         fast_size=None,
         chosen=chosen,
+        backbone=getattr(args, "backbone", None) or "",
     )
     if not 0.0 <= plan.ema < 1.0:  # stop here, before any image is prepared
         raise ValueError(f"--ema {plan.ema:g}: expected the decay of the weight average in [0, 1), e.g. 0.99 (0 = off)")

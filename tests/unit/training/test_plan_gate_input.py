@@ -75,6 +75,22 @@ def test_the_working_size_sits_on_the_backbone_s_stride_grid():
     assert make_plan(_train_args("--design", "global", "--backbone-variant", "stride16"), labels, sizes, masks=0).model_size == (368, 568)
 
 
+def test_a_given_backbone_sets_the_grid_and_is_named_in_the_plan(tmp_path):
+    from training.backbone import BACKBONE_INFO
+
+    labels, sizes = [1] * 200 + [0] * 400, [(368, 569)] * 600
+    folder = tmp_path / "b16"  # what build-backbone writes beside the SavedModel; the plan reads only this
+    folder.mkdir()
+    (folder / BACKBONE_INFO).write_text(json.dumps({"handle": str(folder), "variant": "stride16", "output_stride": 16,
+                                                    "channels": 112, "input_range": "0-255", "weights": "random"}))
+    plan = make_plan(_train_args("--backbone", str(folder)), labels, sizes, masks=0)
+    assert plan.model_size == (368, 576) and plan.variant == "stride16" and plan.backbone == str(folder)
+    assert f"backbone    {folder} (given)" in "\n".join(plan.lines()) and "backbone-variant" not in plan.chosen
+    assert "random init, built locally" in "\n".join(make_plan(_train_args(), labels, sizes, masks=0).lines())
+    with pytest.raises(FileNotFoundError, match="neither a TF Hub URL nor a local SavedModel folder"):
+        make_plan(_train_args("--backbone", str(tmp_path / "nope")), labels, sizes, masks=0)
+
+
 def test_an_option_out_of_range_stops_the_plan_and_names_it():
     labels, sizes = [1] * 30 + [0] * 30, [(64, 96)] * 60
     for bad, message in ((("--ema", "1"), "--ema 1: expected the decay"), (("--invert", "1.5"), "--invert 1.5: expected a probability")):
