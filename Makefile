@@ -22,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup kafka-jars kafka-start kafka-stop kafka-status kafka-topics kafka-logs tools \
         test test-all demo bench bench-gpu chaos schemas clean distclean \
-        evidence-server evidence-start evidence-stop demo-model train-dagm train-images evaluate perf-worker bench-pacing dashboards lock cluster-build test-cluster
+        evidence-server evidence-start evidence-stop demo-model train-dagm train-images evaluate perf-worker bench-pacing bench-training dashboards lock cluster-build test-cluster
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -109,6 +109,9 @@ evaluate: setup ## evaluation report: MODEL=<dir> DATA=<DAGM class folder> SPLIT
 
 perf-worker: setup kafka-jars ## worker frames/s vs the model alone, one run (WORKER_PERF_MODEL=<model dir>)
 	$(PY) -m pytest -m slow tests/integration/worker/test_worker_perf.py -s
+
+bench-training: setup ## training speed with and without TensorFlow's BFC CPU allocator (DATA=dir, default a generated set)
+	$(PY) -m line_harness.bench.training_speed $(if $(DATA),--data $(DATA))
 
 bench-pacing: setup ## simulator pacing check, 6 cameras x 30 fps x 60 s, on a running broker (BOOTSTRAP)
 	$(PY) -m producer_sim.bench_pacing --bootstrap-servers $(BOOTSTRAP)
