@@ -14,6 +14,7 @@ Without `--data` it trains on a generated set of 40 defective and 40 ok images o
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import subprocess
@@ -35,8 +36,6 @@ def epoch_seconds(log: str) -> list[float]:
 
 def run_train(data: Path, out: Path, epochs: int, model_size: str, use_bfc: bool) -> dict:
     """One `train` run in a child process; its epoch times and CPU split."""
-    import os
-
     env = {**os.environ, "TF_CPU_ALLOCATOR_USE_BFC": "true" if use_bfc else "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()

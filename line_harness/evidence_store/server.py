@@ -78,14 +78,15 @@ class LocalObjectStore:
         ports = state.get("ports", {})
         if port:
             ports["s3"] = port
-        self.ports: dict[str, int] = {}
-        for name in _PORT_NAMES:
-            self.ports[name] = ports.get(name) or self._unused_port()
+        kept = {name: ports[name] for name in _PORT_NAMES if ports.get(name)}
+        # picked together and apart from the kept ones: two components on one port kill weed at start
+        fresh = iter(free_ports(len(_PORT_NAMES) - len(kept), avoid=set(kept.values())))
+        self.ports = {name: kept.get(name) or next(fresh) for name in _PORT_NAMES}
         self.access_key = state.get("access_key") or "line" + secrets.token_hex(8)
         self.secret_key = state.get("secret_key") or secrets.token_urlsafe(30)
 
     def _unused_port(self) -> int:
-        # Two components on one port kill weed at start ("bind: address already in use"): never reuse one of ours.
+        """A free port none of our components holds (weed exits at start when two share one)."""
         return free_ports(1, avoid=set(self.ports.values()))[0]
 
     # -- addresses and clients ----------------------------------------------------------------
