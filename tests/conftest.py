@@ -137,12 +137,14 @@ def new_group():
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Attach the broker's log tail to the report of a failed test that used Kafka."""
+    """Attach the broker's log tail and its consumer-group events to the report of a failed test that used Kafka."""
     report = yield
     if report.failed and "kafka_broker" in getattr(item, "fixturenames", ()):
         kafka = item.config.stash.get(BROKER_KEY, None)
         if kafka is not None:
-            report.sections.append(("local Kafka broker log (tail)", kafka.log_tail(60)))
+            report.sections.append(("local Kafka broker log (tail)", kafka.log_tail(60, without_deletions=True)))
+            # Why a group rebalanced, and whom it dropped: the first question when frames went to the wrong worker.
+            report.sections.append(("local Kafka broker: consumer-group events", kafka.group_events(40)))
     return report
 
 

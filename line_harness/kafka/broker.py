@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -30,6 +31,11 @@ JAR_DIR = KAFKA_DIR / "target" / "dependency"
 DEFAULT_RUN_DIR = REPO / "run" / "kafka"
 SECURITY_MODES = ("plaintext", "sasl_ssl")
 SCRAM_MECHANISM = "SCRAM-SHA-512"
+# Deleting a test's topics logs five lines per partition; a failure's cause is never among them, and
+# after a busy suite they fill the whole tail.
+SEGMENT_CHATTER = re.compile(r" INFO (Deleted (log|offset index|time index) |\[LocalLog [^\]]*\] Deleting segment)")
+# The group coordinator's own account of a consumer group: who joined, why it rebalanced, who was dropped.
+GROUP_EVENT = re.compile(r"\[GroupCoordinator id=\d+ topic=")
 
 
 class BrokerError(RuntimeError):
@@ -193,16 +199,23 @@ class LocalKafka:
         self.stop()
         return self.start(timeout_s=timeout_s)
 
-    def log_tail(self, n: int = 80) -> str:
-        """The last n lines of the broker log (and of the JVM's stdout, where early failures land)."""
+    def log_tail(self, n: int = 80, without_deletions: bool = False) -> str:
+        """The last n lines of the broker log (and of the JVM's stdout, where early failures land).
+
+        `without_deletions` leaves out the segment-deletion lines of deleted topics (SEGMENT_CHATTER).
+        """
         parts = []
         for path in (self.log_file, self.run_dir / "logs" / "stdout.log"):
-            if path.exists() and path.stat().st_size:
-                with open(path, "rb") as f:
-                    f.seek(max(0, path.stat().st_size - 200 * n))
-                    lines = f.read().decode("utf-8", "replace").splitlines()[-n:]
-                parts.append(f"--- {path} (last {len(lines)} lines)\n" + "\n".join(lines))
+            lines = _last_lines(path, n, SEGMENT_CHATTER if without_deletions else None)
+            if lines:
+                parts.append(f"--- {path} (last {len(lines)} lines{', topic deletions left out' if without_deletions else ''})\n"
+                             + "\n".join(lines))
         return "\n".join(parts) or f"(no broker logs in {self.run_dir / 'logs'})"
+
+    def group_events(self, n: int = 40) -> str:
+        """The group coordinator's last n lines: joins, rebalances and their reasons, members dropped."""
+        lines = _last_lines(self.log_file, n, keep=GROUP_EVENT)
+        return "\n".join(lines) or f"(no consumer-group events in {self.log_file})"
 
     # -- internals ----------------------------------------------------------------------------
     def _alive(self, pid: int) -> bool:
@@ -280,3 +293,18 @@ class LocalKafka:
         finally:
             admin.close()
 
+
+def _last_lines(path: Path, n: int, drop: Optional[re.Pattern] = None, keep: Optional[re.Pattern] = None,
+                max_bytes: int = 8 << 20) -> list[str]:
+    """The last n lines of `path` (read from its last max_bytes) that `keep` matches and `drop` does not."""
+    if not path.exists() or not path.stat().st_size:
+        return []
+    with open(path, "rb") as f:
+        # Unfiltered, 200 bytes a line is plenty; filtered, the kept lines may be far apart.
+        f.seek(max(0, path.stat().st_size - (max_bytes if drop or keep else 200 * n)))
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    if keep is not None:
+        lines = [ln for ln in lines if keep.search(ln)]
+    if drop is not None:
+        lines = [ln for ln in lines if not drop.search(ln)]
+    return lines[-n:]

@@ -89,7 +89,8 @@ def cmd_create_topics(args) -> int:
 
 
 def cmd_logs(args) -> int:
-    print(_broker(args).log_tail(args.lines))
+    kafka = _broker(args)
+    print(kafka.group_events(args.lines) if args.groups else kafka.log_tail(args.lines, without_deletions=args.no_deletions))
     return 0
 
 
@@ -125,6 +126,9 @@ def main(argv: list[str]) -> int:
     s.set_defaults(func=cmd_create_topics)
     s = sub.add_parser("logs", help="print the tail of the broker log")
     s.add_argument("-n", "--lines", type=int, default=80)
+    s.add_argument("--no-deletions", action="store_true", help="leave out the segment-deletion lines of deleted topics")
+    s.add_argument("--groups", action="store_true",
+                   help="only the group coordinator's lines: joins, rebalances with their reasons, members dropped")
     s.set_defaults(func=cmd_logs)
     s = sub.add_parser("env", help="print KAFKA_* client settings (includes the SASL password in sasl_ssl mode)")
     s.add_argument("--prefix", default="", help="env prefix, e.g. WORKER_ or SIM_")
