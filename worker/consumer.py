@@ -85,8 +85,26 @@ class ConsumerLoop:
                 log.warning("frames topic %s does not exist (yet): waiting for it (WORKER_FRAMES_TOPIC)", topic)
                 warned = True
             stop.wait(1.0)
-        self._consumer.subscribe([self._s.frames_topic], listener=RebalanceListener(self, self._consumer, self._metrics))
+        self._join(self._consumer)
         self.watchdog.progress()  # the wait for the topic is not a stall
+
+    def _join(self, consumer: KafkaConsumer) -> None:
+        """Subscribe `consumer` to the frames topic, then settle its view of the topic before the first poll.
+
+        kafka-python 3.0's group leader compares the topic's partitions at its first assignment with its
+        view after the next metadata update, and that view is only refreshed by an update that lands
+        after subscribe(): usually just after the first assignment. The leader then sees the topic
+        "change" and re-joins the group 0.1-0.2 s after joining (10 starts in 11 on the local broker),
+        and kafka-python was seen to hang in that re-join: no heartbeats, dropped from the group 10 s
+        later, idle until the watchdog rebuilt the consumer. One metadata round trip after subscribe()
+        updates the view first (0 re-joins in 11). The broker log says "Leader ... re-joining group during
+        Stable" when it happens.
+        """
+        consumer.subscribe([self._s.frames_topic], listener=RebalanceListener(self, consumer, self._metrics))
+        try:
+            consumer.topics()  # a metadata update: the coordinator's view of the topic follows it
+        except KafkaError as exc:  # the join goes ahead; at worst with the re-join described above
+            log.warning("could not refresh the topic metadata before joining the group: %r", exc)
 
     @property
     def commit_timeout_ms(self) -> int:
@@ -124,7 +142,7 @@ class ConsumerLoop:
         self._consumer = fresh
         self.watchdog.watch(fresh)
         self._metrics.paused.set(0)
-        fresh.subscribe([self._s.frames_topic], listener=RebalanceListener(self, fresh, self._metrics))
+        self._join(fresh)
 
     def poll_once(self) -> int:
         """One iteration: halts, back-pressure, poll, dispatch, commit, lag. Returns records polled."""

@@ -116,6 +116,7 @@ class FakeConsumer:
         self.seeks: list[tuple[TopicPartition, int]] = []
         self.positions: dict[TopicPartition, int] = {}
         self.listener = None
+        self.calls: list[str] = []  # subscribe / topics, in order
 
     def poll(self, timeout_ms=0, max_records=None):
         if not self.polls or (self._assignment and self._assignment <= self._paused):
@@ -150,6 +151,12 @@ class FakeConsumer:
 
     def subscribe(self, topics, listener=None):
         self.listener = listener
+        self.calls.append("subscribe")
+
+    def topics(self):
+        """A metadata round trip in kafka-python; the loop calls it right after subscribe()."""
+        self.calls.append("topics")
+        return {TP.topic}
 
     def group_metadata(self):
         return "group-metadata"

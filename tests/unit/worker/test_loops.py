@@ -156,3 +156,27 @@ def test_a_record_the_client_cannot_read_is_dead_lettered_and_skipped():
     assert consumer.seeks == [(TP, 6)]
     assert loop.poll_once() == 2  # and reads on behind it
     assert pipe.metrics.registry.get_sample_value("inspection_poll_errors_total") == 1
+
+
+def test_joining_refreshes_the_topic_metadata_right_after_subscribing_and_survives_a_failed_refresh(caplog):
+    """kafka-python's group leader re-joins right after its first assignment unless its view of the topic was
+    refreshed after subscribe() (worker/consumer.py ConsumerLoop._join); the refresh failing must not stop the join."""
+    import threading
+
+    from kafka.errors import KafkaTimeoutError
+
+    consumer = FakeConsumer()
+    pipe = _pipeline(lambda tracker, metrics: AtLeastOncePublisher(FakeProducer(), tracker, metrics))
+    loop = ConsumerLoop(WorkerSettings(), pipe, lambda: consumer, FakeDecoder(), clock=FakeClock())
+    loop.subscribe(threading.Event())
+    assert consumer.calls == ["subscribe", "topics"] and consumer.listener is not None
+
+    def no_metadata():
+        raise KafkaTimeoutError("metadata")
+
+    refused = FakeConsumer()
+    refused.topics = no_metadata
+    loop = ConsumerLoop(WorkerSettings(), pipe, lambda: refused, FakeDecoder(), clock=FakeClock())
+    loop.subscribe(threading.Event())
+    assert refused.calls == ["subscribe"] and refused.listener is not None
+    assert "could not refresh the topic metadata" in caplog.text
