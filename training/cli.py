@@ -71,6 +71,8 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
     p.add_argument("--synthetic-stains", type=float, default=None,
                    help="per epoch, this many ok frames per defect get a soft synthetic patch and train as defects with "
                         "a known mask, e.g. 0.5 (whole-frame recipe; default: plan)")
+    p.add_argument("--scale-jitter", type=float, default=None,
+                   help="zoom each training frame by a factor up to 1 +- this about a random point, e.g. 0.2 (default: plan)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", dest="fractions", type=_fractions, default=(0.6, 0.2, 0.2), help="stratified train,validation,holdout fractions")
     p.add_argument("--split-seed", type=int, default=0)

@@ -107,8 +107,11 @@ class BatchSampler:
     """
 
     def __init__(self, data: ArraySet, batch_size: int, stride: int, crop: Optional[int], seed: int, augment: bool = True, repeats: int = 1,
-                 balanced: bool = False, invert: float = 0.0, synthetic_stains: float = 0.0):
+                 balanced: bool = False, invert: float = 0.0, synthetic_stains: float = 0.0, scale_jitter: float = 0.0):
         self.data, self.batch_size, self.stride, self.crop, self.augment = data, batch_size, stride, crop, augment
+        if not 0.0 <= scale_jitter < 1.0:
+            raise ValueError(f"scale jitter must be in [0, 1), got {scale_jitter:g}")
+        self.scale_jitter = scale_jitter  # frames zoomed by up to 1 +- this, with a random shift (rescale_and_shift)
         self.invert = invert  # probability of a negative (255 - x): a bright defect taught by a dark one
         # per epoch, this many ok frames per real defect get a soft patch and count as defects with a mask (training/synthetic.py)
         self.synthetic_stains = synthetic_stains
@@ -167,6 +170,8 @@ class BatchSampler:
             image, mask = paste_stain(image, self.rng)
         if self.augment:
             rng = self.rng
+            if self.scale_jitter:
+                image, mask = rescale_and_shift(image, mask, self.scale_jitter, rng)
             if image.shape[0] == image.shape[1]:
                 k = int(rng.integers(4))
                 image, mask = np.rot90(image, k), np.rot90(mask, k)
@@ -201,6 +206,23 @@ class BatchSampler:
         lo = min(max(centre - crop + margin, 0), extent - crop)
         hi = max(min(max(centre - margin, 0), extent - crop), lo)
         return int(self.rng.integers(lo, hi + 1))
+
+
+def rescale_and_shift(image: np.ndarray, mask: np.ndarray, jitter: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The frame zoomed by a factor in [1/(1+jitter), 1+jitter] (log-uniform) about a random point, same size out.
+
+    Flips only mirror a defect; a zoom shows the network each defect at other sizes and the
+    surface's texture at other grains, which a few hundred frames of one camera do not. The
+    border is mirrored, as the frames' own padding is (training/frames.py: fit_to_frame), and the
+    mask follows the pixels (nearest neighbour, so a known mask stays binary).
+    """
+    h, w = image.shape[:2]
+    scale = float(np.exp(rng.uniform(-np.log1p(jitter), np.log1p(jitter))))
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)  # this point stays where it is
+    matrix = np.array([[scale, 0.0, (1.0 - scale) * cx], [0.0, scale, (1.0 - scale) * cy]], np.float32)
+    image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    mask = cv2.warpAffine(np.ascontiguousarray(mask), matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+    return image, mask
 
 
 def seg_targets(masks: np.ndarray, stride: int) -> np.ndarray:

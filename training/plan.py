@@ -37,6 +37,7 @@ DEFAULT_EMA = 0.0
 DEFAULT_INVERT = 0.0
 DEFAULT_CONTEXT = "none"
 DEFAULT_SYNTHETIC_STAINS = 0.0
+DEFAULT_SCALE_JITTER = 0.0
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Plan:
     ema: float  # decay of the weight average that is validated and kept (training/train.py); 0 = the raw weights
     invert: float  # probability of training on a frame's negative (training/pipeline.py)
     synthetic_stains: float  # ok frames per defect given a synthetic stain each epoch (training/synthetic.py)
+    scale_jitter: float  # training frames zoomed by up to 1 +- this (training/pipeline.py: rescale_and_shift)
     fast_size: Optional[tuple[int, int]]  # the fast variant's working size (training/variants.py); None = no fast variant
     chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
     backbone: str = ""  # --backbone as given (a TF Hub handle or a SavedModel folder); "" = a random-init one built locally
@@ -101,7 +103,8 @@ class Plan:
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
             f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
             + (f", negatives {self.invert:.0%} of the time" if self.invert else "")
-            + (f", {self.synthetic_stains:g} synthetic stains per defect (ok frames, known masks)" if self.synthetic_stains else ""),
+            + (f", {self.synthetic_stains:g} synthetic stains per defect (ok frames, known masks)" if self.synthetic_stains else "")
+            + (f", frames zoomed by up to {self.scale_jitter:.0%}" if self.scale_jitter else ""),
             f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export"
             + ("; less if the whole command would pass 30 min)" if "max-minutes" in self.chosen else ")"),
             ("  fast        " + (f"a fast variant at {size(self.fast_size)} ({FAST_DOWNSCALE} downscale, up to {FAST_MAX_MINUTES:g} more min), "
@@ -162,6 +165,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         ema=pick("ema", DEFAULT_EMA),
         invert=pick("invert", DEFAULT_INVERT),
         synthetic_stains=pick("synthetic_stains", DEFAULT_SYNTHETIC_STAINS),
+        scale_jitter=pick("scale_jitter", DEFAULT_SCALE_JITTER),
         fast_size=None,
         chosen=chosen,
         backbone=getattr(args, "backbone", None) or "",
@@ -172,6 +176,8 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         raise ValueError(f"--invert {plan.invert:g}: expected a probability in [0, 1]")
     if not 0.0 <= plan.synthetic_stains <= 2.0:
         raise ValueError(f"--synthetic-stains {plan.synthetic_stains:g}: expected ok frames per defect in [0, 2], e.g. 0.5 (0 = off)")
+    if not 0.0 <= plan.scale_jitter <= 0.5:
+        raise ValueError(f"--scale-jitter {plan.scale_jitter:g}: expected the largest zoom change in [0, 0.5], e.g. 0.2 (0 = off)")
     if plan.synthetic_stains and plan.crop:
         raise ValueError(f"--synthetic-stains needs the whole-frame recipe (--crop 0); this plan trains on {plan.crop}x{plan.crop} crops")
     # The fast variant (issue "Speed"): measured for the crops recipe (DAGM class 8), whose budget

@@ -54,6 +54,9 @@ class TrainConfig:
     # Synthetic stains (training/synthetic.py): per epoch, this many ok frames per real defect get a
     # soft patch and train as defects with a known mask. Whole-frame recipe only.
     synthetic_stains: float = 0.0
+    # Zoom augmentation (training/pipeline.py: rescale_and_shift): each training frame zoomed by a
+    # factor up to 1 +- this about a random point. 0 = off.
+    scale_jitter: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -127,7 +130,7 @@ def train(
     stride = backbone.output_stride
     sampler = BatchSampler(train_set, train_config.batch_size, stride, train_config.crop or None, train_config.seed, repeats=train_config.repeats,
                            balanced=train_config.balanced, invert=train_config.invert,
-                           synthetic_stains=train_config.synthetic_stains)
+                           synthetic_stains=train_config.synthetic_stains, scale_jitter=train_config.scale_jitter)
     n, n_pos = len(train_set), int(train_set.labels.sum())
     if n_pos == 0 or n_pos == n:
         raise ValueError(f"training data needs both classes; got {n_pos} defective of {n}")

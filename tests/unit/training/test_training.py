@@ -247,3 +247,30 @@ def test_negatives_turn_a_dark_defect_bright_and_keep_the_extremes_channels_in_o
         assert (grey[6:10, 6:10].mean() > grey.mean()) == spot_is_bright  # flips move nothing: the spot is central
         if channels == 3:
             assert np.all(pixels[..., 1] <= pixels[..., 0]) and np.all(pixels[..., 0] <= pixels[..., 2])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_scale_jitter_zooms_the_frame_and_its_mask_together_within_the_limit(channels):
+    from training.pipeline import ArraySet, BatchSampler, rescale_and_shift
+
+    image = np.full((48, 64), 100, np.uint8)
+    image[20:28, 30:38] = 250  # a bright 8x8 defect with its exact mask
+    mask = np.where(image > 200, 255, 0).astype(np.uint8)
+    if channels == 3:
+        image = np.stack([image, image, image], axis=-1)
+    rng, areas = np.random.default_rng(5), []
+    for _ in range(40):
+        zoomed, zmask = rescale_and_shift(image.astype(np.float32), mask, 0.25, rng)
+        assert zoomed.shape == image.shape and zmask.shape == mask.shape and set(np.unique(zmask)) <= {0, 255}
+        bright = (zoomed[..., 0] if channels == 3 else zoomed) > 175
+        # the mask follows the pixels (the edges differ: bilinear pixels, nearest-neighbour mask)
+        overlap = (bright & (zmask > 0)).sum() / max((bright | (zmask > 0)).sum(), 1)
+        assert overlap >= 0.6, overlap
+        areas.append(int((zmask > 0).sum()))
+    # 64 pixels zoomed by 0.8..1.25 -> about 41..100 per copy; some zooms move it, none lose it
+    assert min(areas) >= 30 and max(areas) >= 80 and min(areas) <= 55
+    data = ArraySet(image[None], mask[None], np.array([1]), ["a"])
+    pixels, _, targets, _ = next(BatchSampler(data, 1, 8, None, seed=3, scale_jitter=0.25).epoch())
+    assert pixels.shape[1:3] == (48, 64) and targets.shape == (1, 6, 8, 1) and targets.sum() >= 1
+    with pytest.raises(ValueError, match="scale jitter must be in"):
+        BatchSampler(data, 1, 8, None, seed=3, scale_jitter=1.5)
