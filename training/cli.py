@@ -72,7 +72,10 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
                    help="per epoch, this many ok frames per defect get a soft synthetic patch and train as defects with "
                         "a known mask, e.g. 0.5 (whole-frame recipe; default: plan)")
     p.add_argument("--scale-jitter", type=float, default=None,
-                   help="zoom each training frame by a factor up to 1 +- this about a random point, e.g. 0.2 (default: plan)")
+                   help="zoom each training frame by a factor between 1/(1+Z) and 1+Z about a random point, e.g. 0.2 (default: plan)")
+    p.add_argument("--mil-top-k", type=int, default=None,
+                   help="defective frames without a mask train their K highest defect-map cells towards 'defect' "
+                        "(mean logit; ok frames keep their top cell), e.g. 4 (whole-frame recipe; default: plan, 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", dest="fractions", type=_fractions, default=(0.6, 0.2, 0.2), help="stratified train,validation,holdout fractions")
     p.add_argument("--split-seed", type=int, default=0)

@@ -38,6 +38,7 @@ DEFAULT_INVERT = 0.0
 DEFAULT_CONTEXT = "none"
 DEFAULT_SYNTHETIC_STAINS = 0.0
 DEFAULT_SCALE_JITTER = 0.0
+DEFAULT_MIL_TOP_K = 1
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Plan:
     patience: int
     max_minutes: float
     mil_weight: float
+    mil_top_k: int  # cells a defective frame without a mask must light up (training/train.py: mil_loss_per_frame)
     balanced: bool
     ema: float  # decay of the weight average that is validated and kept (training/train.py); 0 = the raw weights
     invert: float  # probability of training on a frame's negative (training/pipeline.py)
@@ -104,7 +106,8 @@ class Plan:
             f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
             + (f", negatives {self.invert:.0%} of the time" if self.invert else "")
             + (f", {self.synthetic_stains:g} synthetic stains per defect (ok frames, known masks)" if self.synthetic_stains else "")
-            + (f", frames zoomed by up to {self.scale_jitter:.0%}" if self.scale_jitter else ""),
+            + (f", frames zoomed by up to {self.scale_jitter:.0%}" if self.scale_jitter else "")
+            + (f", multiple-instance loss on each defect's top {self.mil_top_k} cells" if self.mil_weight and self.mil_top_k > 1 else ""),
             f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export"
             + ("; less if the whole command would pass 30 min)" if "max-minutes" in self.chosen else ")"),
             ("  fast        " + (f"a fast variant at {size(self.fast_size)} ({FAST_DOWNSCALE} downscale, up to {FAST_MAX_MINUTES:g} more min), "
@@ -161,6 +164,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         patience=pick("patience", 8 if crops else 99),
         max_minutes=pick("max_minutes", 25.0 if crops else 20.0),
         mil_weight=0.0 if crops else 1.0,
+        mil_top_k=pick("mil_top_k", DEFAULT_MIL_TOP_K),
         balanced=not crops,
         ema=pick("ema", DEFAULT_EMA),
         invert=pick("invert", DEFAULT_INVERT),
@@ -178,6 +182,8 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         raise ValueError(f"--synthetic-stains {plan.synthetic_stains:g}: expected ok frames per defect in [0, 2], e.g. 0.5 (0 = off)")
     if not 0.0 <= plan.scale_jitter <= 0.5:
         raise ValueError(f"--scale-jitter {plan.scale_jitter:g}: expected the largest zoom change in [0, 0.5], e.g. 0.2 (0 = off)")
+    if not 1 <= plan.mil_top_k <= 64:
+        raise ValueError(f"--mil-top-k {plan.mil_top_k}: expected the number of defect-map cells in [1, 64], e.g. 4 (1 = the top cell)")
     if plan.synthetic_stains and plan.crop:
         raise ValueError(f"--synthetic-stains needs the whole-frame recipe (--crop 0); this plan trains on {plan.crop}x{plan.crop} crops")
     # The fast variant (issue "Speed"): measured for the crops recipe (DAGM class 8), whose budget

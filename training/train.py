@@ -35,6 +35,11 @@ class TrainConfig:
     # Multiple-instance loss on the highest cell of the defect map: defective frames without a
     # mask must have at least one defect cell, ok frames none (image-level labels).
     mil_weight: float = 0.0  # 0 = off (the crops recipe); the whole-frame recipe sets 1
+    # Cells a defective frame without a mask must light up: its k highest cells' mean logit is
+    # trained towards "defect" (1 = the top cell only). Ok frames keep the top cell, their hardest
+    # negative. The top cell alone teaches only the cell the model already likes best: when that is
+    # a background blotch, the defect itself never gets a gradient.
+    mil_top_k: int = 1
     balanced: bool = False  # epochs of every defective frame + as many random ok frames (whole-frame recipe)
     seed: int = 0
     max_minutes: float = 25.0
@@ -157,11 +162,10 @@ def train(
                 seg = tf.nn.weighted_cross_entropy_with_logits(seg_target, outputs[1], train_config.seg_pos_weight)
                 per_frame = tf.reduce_mean(seg, axis=[1, 2, 3])
                 seg_loss = tf.reduce_sum(per_frame * known) / tf.maximum(tf.reduce_sum(known), 1.0)
-                # MIL on the top cell, for frames whose defect map is not known pixel by pixel
+                # MIL on the top cell(s), for frames whose defect map is not known pixel by pixel
                 # (and ok frames: their top cell is their hardest negative).
-                top = tf.reduce_max(outputs[1], axis=[1, 2, 3])
                 mil_frames = tf.maximum(1.0 - known, 1.0 - labels)
-                mil = tf.nn.sigmoid_cross_entropy_with_logits(labels, top)
+                mil = mil_loss_per_frame(outputs[1], labels, train_config.mil_top_k)
                 mil_loss = tf.reduce_sum(mil * mil_frames) / tf.maximum(tf.reduce_sum(mil_frames), 1.0)
             loss = (cls_loss + train_config.seg_weight * seg_loss + train_config.mil_weight * mil_loss
                     + tf.add_n(train_model.losses or [tf.constant(0.0)]))
@@ -226,6 +230,22 @@ def train(
     log(f"training finished: {stopped}; best epoch {best_epoch}; wall time {wall:.0f}s")
     mapper = keras.Model(train_model.input, train_model.get_layer("seg_map").output, name="defect_map") if segdec else None
     return TrainResult(scorer, best_epoch, history, wall, stopped, mapper)
+
+
+def mil_loss_per_frame(seg_logits: Any, labels: Any, top_k: int = 1) -> Any:
+    """Multiple-instance loss per frame: defective frames' k highest cells (mean logit) -> 1, ok frames' top cell -> 0."""
+    import tensorflow as tf
+
+    if top_k < 1:
+        raise ValueError(f"mil top k must be at least 1, got {top_k}")
+    flat = tf.reshape(seg_logits, [tf.shape(seg_logits)[0], -1])
+    top = tf.reduce_max(flat, axis=1)
+    if top_k == 1:
+        return tf.nn.sigmoid_cross_entropy_with_logits(labels, top)
+    k = tf.minimum(top_k, tf.shape(flat)[1])
+    evidence = tf.reduce_mean(tf.math.top_k(flat, k).values, axis=1)
+    return (labels * tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(labels), evidence)
+            + (1.0 - labels) * tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(labels), top))
 
 
 class _WeightAverage:

@@ -94,7 +94,8 @@ def test_a_given_backbone_sets_the_grid_and_is_named_in_the_plan(tmp_path):
 def test_an_option_out_of_range_stops_the_plan_and_names_it():
     labels, sizes = [1] * 30 + [0] * 30, [(64, 96)] * 60
     for bad, message in ((("--ema", "1"), "--ema 1: expected the decay"), (("--invert", "1.5"), "--invert 1.5: expected a probability"),
-                         (("--scale-jitter", "0.8"), "--scale-jitter 0.8: expected the largest zoom change")):
+                         (("--scale-jitter", "0.8"), "--scale-jitter 0.8: expected the largest zoom change"),
+                         (("--mil-top-k", "0"), "--mil-top-k 0: expected the number of defect-map cells")):
         with pytest.raises(ValueError, match=message):
             make_plan(_train_args(*bad), labels, sizes, masks=0)
 

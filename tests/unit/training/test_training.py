@@ -274,3 +274,31 @@ def test_scale_jitter_zooms_the_frame_and_its_mask_together_within_the_limit(cha
     assert pixels.shape[1:3] == (48, 64) and targets.shape == (1, 6, 8, 1) and targets.sum() >= 1
     with pytest.raises(ValueError, match="scale jitter must be in"):
         BatchSampler(data, 1, 8, None, seed=3, scale_jitter=1.5)
+
+
+def test_mil_top_k_lifts_a_defects_k_best_cells_and_keeps_the_ok_frames_top_cell():
+    """--mil-top-k: a defective frame's loss reaches its k highest cells; an ok frame's only its top cell; k=1 is the old loss."""
+    import tensorflow as tf
+
+    from training.train import mil_loss_per_frame
+
+    maps = tf.Variable(np.array([[[4.0, -3.0], [-2.0, -5.0]], [[4.0, -3.0], [-2.0, -5.0]]], np.float32)[..., None])
+    labels = tf.constant([1.0, 0.0])
+
+    def gradient(k):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(mil_loss_per_frame(maps, labels, k))
+        return tape.gradient(loss, maps).numpy()[..., 0]
+
+    one, two = gradient(1), gradient(2)
+    # k=1: only the top cell of each frame moves (up for the defect, down for the ok frame)
+    assert one[0, 0, 0] < 0 and one[1, 0, 0] > 0 and np.count_nonzero(one) == 2
+    # k=2: the defect's two best cells (4 and -2) are both pushed up; the ok frame still only its top cell
+    assert two[0, 0, 0] < 0 and two[0, 1, 0] < 0 and two[0, 0, 1] == 0 and two[0, 1, 1] == 0
+    assert two[1, 0, 0] > 0 and np.count_nonzero(two[1]) == 1
+    k1 = mil_loss_per_frame(maps, labels, 1).numpy()
+    assert np.allclose(k1, tf.nn.sigmoid_cross_entropy_with_logits(labels, tf.constant([4.0, 4.0])).numpy())
+    assert np.allclose(mil_loss_per_frame(maps, labels, 99).numpy()[0],  # k beyond the map: every cell's mean
+                       tf.nn.sigmoid_cross_entropy_with_logits(1.0, -1.5).numpy())
+    with pytest.raises(ValueError, match="mil top k must be at least 1"):
+        mil_loss_per_frame(maps, labels, 0)
