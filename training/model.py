@@ -40,6 +40,7 @@ class ModelConfig:
     dropout: float = 0.2
     downscale: str = "area"  # how camera frames shrink to the working size (training/frames.py)
     context: str = "none"  # "brightness": the head also sees each cell's brightness step, sign dropped (_brightness_context)
+    flatten: bool = False  # the backbone's middle channel is the frame with its shading removed (_with_flattened)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -56,8 +57,13 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
         raise ValueError(f"context must be one of {CONTEXTS}, got {config.context!r}")
     pixels = keras.Input((None, None, channels(config.downscale)), name="pixels")
     normalised = keras.layers.Lambda(_standardize, name="standardize")(pixels) if config.standardize else pixels
-    scaled = normalised if info.input_range == "0-255" else keras.layers.Rescaling(1.0 / 255.0)(normalised)
-    rgb = keras.layers.Concatenate(name="gray_to_rgb")([scaled, scaled, scaled]) if channels(config.downscale) == 1 else scaled
+    base = normalised
+    if config.flatten:
+        if channels(config.downscale) != 1:
+            raise ValueError(f"flatten needs one grey channel (downscale 'area'), got downscale {config.downscale!r}")
+        base = keras.layers.Lambda(_with_flattened, name="flatten")(normalised)
+    scaled = base if info.input_range == "0-255" else keras.layers.Rescaling(1.0 / 255.0)(base)
+    rgb = keras.layers.Concatenate(name="gray_to_rgb")([scaled, scaled, scaled]) if scaled.shape[-1] == 1 else scaled
     features = hub_layer(info, trainable=config.fine_tune)(rgb)
 
     if config.design == "global":
@@ -126,6 +132,25 @@ def _context_steps(tensors: Any) -> Any:
     near, wide, grey = tensors
     frame_mean = tf.reduce_mean(grey, axis=[1, 2, 3], keepdims=True)
     return tf.concat([tf.abs(near - frame_mean), tf.abs(near - wide)], axis=-1) / 40.0
+
+
+FLATTEN_WINDOW = 31  # pixels at the working size: about four stride-8 cells, wider than a blob, narrower than shading
+
+
+def _with_flattened(grey: Any) -> Any:
+    """[N,h,w,1] grey -> [N,h,w,3]: grey, the grey minus its local mean (x2, about 128), grey.
+
+    Mottled coatings and uneven light put slow brightness swings under the defects; a small dark
+    blob is as dark as the swings and only sharper. The middle channel takes the swings out (a
+    31-pixel box mean, separable, LiteRT average pooling; padded pixels are not counted), so the
+    backbone starts from what is sharper than its surroundings, while the outer channels keep the
+    frame as it is for large soft stains. The backbone takes three channels anyway: no extra cost.
+    """
+    import tensorflow as tf
+
+    local = tf.nn.avg_pool2d(grey, ksize=[1, 1, FLATTEN_WINDOW, 1], strides=1, padding="SAME")
+    local = tf.nn.avg_pool2d(local, ksize=[1, FLATTEN_WINDOW, 1, 1], strides=1, padding="SAME")
+    return tf.concat([grey, 128.0 + 2.0 * (grey - local), grey], axis=-1)
 
 
 def _standardize(pixels: Any) -> Any:

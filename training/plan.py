@@ -57,6 +57,7 @@ class Plan:
     model_size: tuple[int, int]
     downscale: str
     context: str  # extra input of the segmentation head (training/model.py CONTEXTS)
+    flatten: bool  # the backbone also sees the frame with its shading removed (training/model.py _with_flattened)
     crop: int
     repeats: int
     variant: str
@@ -101,7 +102,8 @@ class Plan:
             f"  recipe      {self.recipe}: " + (f"{self.crop}x{self.crop} crops x{self.repeats} per frame" if self.crop else
                                              "every defect + as many ok frames per epoch, multiple-instance loss"),
             (f"  backbone    {self.backbone} (given)" if self.backbone else f"  backbone    EfficientNet-B0 {self.variant}, random init, built locally")
-            + (", head also sees each cell's brightness step (sign dropped)" if self.context == "brightness" else ""),
+            + (", head also sees each cell's brightness step (sign dropped)" if self.context == "brightness" else "")
+            + (", input also with its shading removed (31-pixel local mean)" if self.flatten else ""),
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
             f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
             + (f", negatives {self.invert:.0%} of the time" if self.invert else "")
@@ -154,6 +156,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         model_size=tuple(model_size),
         downscale=pick("downscale", "area"),
         context=pick("context", DEFAULT_CONTEXT),
+        flatten=pick("flatten", False),
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
         variant=variant,
@@ -184,6 +187,8 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         raise ValueError(f"--scale-jitter {plan.scale_jitter:g}: expected the largest zoom change in [0, 0.5], e.g. 0.2 (0 = off)")
     if not 1 <= plan.mil_top_k <= 64:
         raise ValueError(f"--mil-top-k {plan.mil_top_k}: expected the number of defect-map cells in [1, 64], e.g. 4 (1 = the top cell)")
+    if plan.flatten and plan.downscale != "area":
+        raise ValueError(f"--flatten needs one grey channel (--downscale area); this plan has --downscale {plan.downscale}")
     if plan.synthetic_stains and plan.crop:
         raise ValueError(f"--synthetic-stains needs the whole-frame recipe (--crop 0); this plan trains on {plan.crop}x{plan.crop} crops")
     # The fast variant (issue "Speed"): measured for the crops recipe (DAGM class 8), whose budget

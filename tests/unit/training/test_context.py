@@ -1,6 +1,7 @@
-"""The brightness context of the segmentation head (`--context brightness`, training/model.py):
-sign-blind, lighting-blind where it should be, and a segdec model with it exports and serves the
-same scores and maps on TensorFlow and LiteRT at a non-square size."""
+"""Extra inputs (training/model.py): the brightness context of the segmentation head (`--context
+brightness`), sign-blind and lighting-blind where it should be, and the shading-removed channel of
+the backbone (`--flatten`); a segdec model with either exports and serves the same scores and maps
+on TensorFlow and LiteRT at a non-square size."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from line_runtime.model import load_model
 from training.export import export_version
 from training.frames import prepare
-from training.model import ModelConfig, _brightness_context, build_models, defect_mapper
+from training.model import FLATTEN_WINDOW, ModelConfig, _brightness_context, _with_flattened, build_models, defect_mapper
 from training.plan import make_plan
 
 SIZE = (96, 160)  # non-square, a multiple of the stride
@@ -66,13 +67,35 @@ def small_backbone(tmp_path_factory):
     return build_backbone(tmp_path_factory.mktemp("backbone") / "b0_stride4", "stride4")
 
 
-def test_segdec_with_context_exports_and_both_backends_agree_on_scores_and_maps(tmp_path, small_backbone):
-    config = ModelConfig(model_height=SIZE[0], model_width=SIZE[1], context="brightness")
+def test_the_flattened_channel_drops_the_shading_and_keeps_a_small_blob():
+    import tensorflow as tf
+
+    ramp = np.tile(np.linspace(60, 200, SIZE[1], dtype=np.float32), (SIZE[0], 1))
+    shading = ramp + 25.0 * np.sin(np.mgrid[0:SIZE[0], 0:SIZE[1]][0] / 15.0)  # a slow ramp and slow waves
+    yy, xx = np.mgrid[0:SIZE[0], 0:SIZE[1]]
+    frame = (shading - 30.0 * ((yy - 40) ** 2 + (xx - 100) ** 2 < 6 ** 2))[None, ..., None].astype(np.float32)  # a dark blob, radius 6
+    out = np.asarray(_with_flattened(tf.constant(frame)))[0]
+    np.testing.assert_array_equal(out[..., 0], frame[0, ..., 0])
+    np.testing.assert_array_equal(out[..., 2], frame[0, ..., 0])
+    edge = FLATTEN_WINDOW // 2
+    flat = out[edge:-edge, edge:-edge, 1]  # away from the borders, where the window is cut off
+    yy, xx = np.mgrid[edge:SIZE[0] - edge, edge:SIZE[1] - edge]
+    away = (yy - 40) ** 2 + (xx - 100) ** 2 > 30 ** 2
+    assert np.abs(flat[away] - 128.0).max() < 12  # the 140-level ramp and the 50-level waves are gone
+    assert out[40, 100, 1] < 128 - 30  # the blob's centre stays dark (a 30-level dip, doubled, less its share of the local mean)
+    assert frame[0, 40, 100, 0] > frame[0, 40, 5, 0]  # while in the raw frame it is brighter than the dark end
+
+
+@pytest.mark.parametrize("extra, layer, width", [({"context": "brightness"}, "with_context", 2), ({"flatten": True}, "flatten", 3)])
+def test_segdec_with_an_extra_input_exports_and_both_backends_agree_on_scores_and_maps(tmp_path, small_backbone, extra, layer, width):
+    config = ModelConfig(model_height=SIZE[0], model_width=SIZE[1], **extra)
     train_model, scorer = build_models(config, small_backbone)
-    assert train_model.get_layer("with_context").output.shape[-1] == small_backbone.channels + 2
+    expected = small_backbone.channels + width if layer == "with_context" else width
+    assert train_model.get_layer(layer).output.shape[-1] == expected
     folder = export_version(scorer, tmp_path, name="t", input_size=(120, 200), model_size=SIZE, threshold=0.5,
                             mapper=defect_mapper(train_model), architecture=config.as_dict())
-    assert json.loads((folder / "metadata.json").read_text())["architecture"]["context"] == "brightness"
+    architecture = json.loads((folder / "metadata.json").read_text())["architecture"]
+    assert {key: architecture[key] for key in extra} == extra
     frames = np.full((2, 120, 200), 140, np.uint8)
     frames[1, 30:70, 90:150] = 175  # a bright patch
     tf_model, lite_model = load_model(folder, backend="tensorflow"), load_model(folder, backend="litert")
@@ -96,3 +119,18 @@ def test_the_plan_records_the_context_and_rejects_an_unknown_one():
         parser.parse_args(["train", "--data", "d", "--out", "o", "--context", "glow"])
     with pytest.raises(ValueError, match="context must be one of"):
         build_models(ModelConfig(context="glow"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
+
+
+def test_the_plan_records_flatten_and_stops_it_with_the_extremes_downscale():
+    from training.cli import build_parser
+
+    parser = build_parser()
+    labels, sizes = [1] * 30 + [0] * 30, [(200, 300)] * 60
+    plan = make_plan(parser.parse_args(["train", "--data", "d", "--out", "o", "--flatten"]), labels, sizes, masks=0)
+    assert plan.flatten and "flatten" not in plan.chosen and any("shading removed" in line for line in plan.lines())
+    default = make_plan(parser.parse_args(["train", "--data", "d", "--out", "o"]), labels, sizes, masks=0)
+    assert not default.flatten and "flatten" in default.chosen
+    with pytest.raises(ValueError, match="--flatten needs one grey channel"):
+        make_plan(parser.parse_args(["train", "--data", "d", "--out", "o", "--flatten", "--downscale", "extremes"]), labels, sizes, masks=0)
+    with pytest.raises(ValueError, match="flatten needs one grey channel"):
+        build_models(ModelConfig(flatten=True, downscale="extremes"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
