@@ -18,7 +18,14 @@ import pytest
 from line_runtime.model import load_model
 from training.export import export_version
 from training.frames import prepare
-from training.model import FLATTEN_WINDOW, ModelConfig, _brightness_context, _with_flattened, build_models, defect_mapper
+from training.model import (
+    FLATTEN_WINDOW,
+    ModelConfig,
+    _brightness_context,
+    _with_flattened,
+    build_models,
+    defect_mapper,
+)
 from training.plan import make_plan
 
 SIZE = (96, 160)  # non-square, a multiple of the stride
