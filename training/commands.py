@@ -67,12 +67,16 @@ def _recipe(args: argparse.Namespace, name: str, plan=None):
 
 
 def _fast_recipe(recipe, size: tuple[int, int]):
-    """The exact recipe at the fast variant's working size and downscale, on its own time budget."""
+    """The exact recipe at the fast variant's working size and downscale, on its own time budget.
+
+    `flatten` needs one grey channel and the fast variant's three channels (average, minimum,
+    maximum) are what it has instead, so the fast variant goes without it.
+    """
     from dataclasses import replace
 
     from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES
 
-    return replace(recipe, model=replace(recipe.model, model_height=size[0], model_width=size[1], downscale=FAST_DOWNSCALE),
+    return replace(recipe, model=replace(recipe.model, model_height=size[0], model_width=size[1], downscale=FAST_DOWNSCALE, flatten=False),
                    train=replace(recipe.train, max_minutes=FAST_MAX_MINUTES))
 
 

@@ -141,3 +141,24 @@ def test_a_failing_fast_variant_never_costs_the_trained_exact_model(tmp_path):
     assert any(line.startswith("WARNING: the fast variant failed") for line in lines)
     assert not (folder / "fast").exists() and not list((tmp_path / "models").glob(".fast-*"))
     assert load_model(folder, backend="litert").predict(np.zeros((1, 64, 64), np.uint8)).shape == (1,)
+
+
+def test_the_fast_variant_of_a_flattened_recipe_builds_without_flatten():
+    """--flatten needs one grey channel; the fast variant's extremes downscale has three, so it goes without (else the run stops)."""
+    import argparse
+    from dataclasses import replace
+
+    from training.commands import _fast_recipe, _recipe
+    from training.model import build_models
+    from training.variants import FAST_DOWNSCALE
+
+    args = argparse.Namespace(design="segdec", frozen=False, standardize=True, seed=0, threads=2, fractions=(0.6, 0.2, 0.2), split_seed=0,
+                              target_recall=None, max_fpr=0.02, litert=True, gate_min_auc=0.9, gate_min_recall=0.9, gate_max_fpr=0.05,
+                              model_size=(128, 128), downscale="area", epochs=2, batch_size=8, learning_rate=1e-3, crop=64, repeats=1,
+                              patience=2, max_minutes=1.0, schedule="step", flatten=True)
+    exact = _recipe(args, "t")
+    assert exact.model.flatten
+    fast = _fast_recipe(exact, (64, 64))
+    assert (fast.model.flatten, fast.model.downscale, fast.model.model_height) == (False, FAST_DOWNSCALE, 64)
+    with pytest.raises(ValueError, match="flatten needs one grey channel"):  # what the fast variant would otherwise hit
+        build_models(replace(fast.model, flatten=True), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
