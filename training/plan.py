@@ -39,6 +39,9 @@ DEFAULT_CONTEXT = "none"
 DEFAULT_SYNTHETIC_STAINS = 0.0
 DEFAULT_SCALE_JITTER = 0.0
 DEFAULT_MIL_TOP_K = 1
+# The shading-removed channel needs the one grey channel of the "area" downscale; with another
+# downscale the plan leaves it off rather than refusing a default (an explicit --flatten is refused).
+DEFAULT_FLATTEN_DOWNSCALES = ("area",)
 
 
 @dataclass
@@ -156,7 +159,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         model_size=tuple(model_size),
         downscale=pick("downscale", "area"),
         context=pick("context", DEFAULT_CONTEXT),
-        flatten=pick("flatten", False),
+        flatten=False,
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
         variant=variant,
@@ -177,6 +180,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         chosen=chosen,
         backbone=getattr(args, "backbone", None) or "",
     )
+    plan.flatten = pick("flatten", plan.downscale in DEFAULT_FLATTEN_DOWNSCALES)
     if not 0.0 <= plan.ema < 1.0:  # stop here, before any image is prepared
         raise ValueError(f"--ema {plan.ema:g}: expected the decay of the weight average in [0, 1), e.g. 0.99 (0 = off)")
     if not 0.0 <= plan.invert <= 1.0:

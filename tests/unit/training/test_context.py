@@ -128,16 +128,25 @@ def test_the_plan_records_the_context_and_rejects_an_unknown_one():
         build_models(ModelConfig(context="glow"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
 
 
-def test_the_plan_records_flatten_and_stops_it_with_the_extremes_downscale():
+def test_the_plan_flattens_by_default_with_the_grey_downscale_and_an_explicit_flatten_with_extremes_stops():
     from training.cli import build_parser
 
     parser = build_parser()
     labels, sizes = [1] * 30 + [0] * 30, [(200, 300)] * 60
-    plan = make_plan(parser.parse_args(["train", "--data", "d", "--out", "o", "--flatten"]), labels, sizes, masks=0)
-    assert plan.flatten and "flatten" not in plan.chosen and any("shading removed" in line for line in plan.lines())
-    default = make_plan(parser.parse_args(["train", "--data", "d", "--out", "o"]), labels, sizes, masks=0)
-    assert not default.flatten and "flatten" in default.chosen
+
+    def plan(*extra):
+        return make_plan(parser.parse_args(["train", "--data", "d", "--out", "o", *extra]), labels, sizes, masks=0)
+
+    default = plan()
+    assert default.flatten and "flatten" in default.chosen and any("shading removed" in line for line in default.lines())
+    off = plan("--no-flatten")
+    assert not off.flatten and "flatten" not in off.chosen and not any("shading removed" in line for line in off.lines())
+    given = plan("--flatten")
+    assert given.flatten and "flatten" not in given.chosen
+    # the extremes downscale has three channels and no grey one: the default leaves flatten off, an explicit one stops
+    extremes = plan("--downscale", "extremes")
+    assert not extremes.flatten and "flatten" in extremes.chosen
     with pytest.raises(ValueError, match="--flatten needs one grey channel"):
-        make_plan(parser.parse_args(["train", "--data", "d", "--out", "o", "--flatten", "--downscale", "extremes"]), labels, sizes, masks=0)
+        plan("--flatten", "--downscale", "extremes")
     with pytest.raises(ValueError, match="flatten needs one grey channel"):
         build_models(ModelConfig(flatten=True, downscale="extremes"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
