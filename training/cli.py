@@ -75,7 +75,7 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
                    help="zoom each training frame by a factor between 1/(1+Z) and 1+Z about a random point, e.g. 0.2 (default: plan)")
     p.add_argument("--flatten", action=argparse.BooleanOptionalAction, default=None,
                    help="the backbone also sees each frame with its shading removed (minus its 31-pixel local mean), "
-                        "for small defects on mottled or unevenly lit surfaces (default: plan, on with --downscale area)")
+                        "for small defects on mottled or unevenly lit surfaces (train: on with --downscale area; quick-demo: off)")
     p.add_argument("--mil-top-k", type=int, default=None,
                    help="defective frames without a mask train their K highest defect-map cells towards 'defect' "
                         "(mean logit; ok frames keep their top cell), e.g. 4 (whole-frame recipe; default: plan, 1)")
