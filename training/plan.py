@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from training.backbone import VARIANTS, backbone_info
-from training.frames import SIDE_MULTIPLE, camera_size, dominant_size, working_size
+from training.frames import SIDE_MULTIPLE, camera_size, channels, dominant_size, working_size
 from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES, fast_size
 
 # Working pixels per frame. Crops: native up to 512x512 (the DAGM recipe). Whole frames: an epoch
@@ -39,9 +39,6 @@ DEFAULT_CONTEXT = "none"
 DEFAULT_SYNTHETIC_STAINS = 0.0
 DEFAULT_SCALE_JITTER = 0.0
 DEFAULT_MIL_TOP_K = 1
-# The shading-removed channel needs the one grey channel of the "area" downscale; with another
-# downscale the plan leaves it off rather than refusing a default (an explicit --flatten is refused).
-DEFAULT_FLATTEN_DOWNSCALES = ("area",)
 
 
 @dataclass
@@ -153,13 +150,16 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         stride = VARIANTS[variant][1] if variant in VARIANTS and segdec else SIDE_MULTIPLE
     # (a given --model-size is a multiple of 32 already: training/cli.py)
     model_size = pick("model_size", working_size(frame, max_pixels, max(stride, SIDE_MULTIPLE)))
+    downscale = pick("downscale", "area")
     plan = Plan(
         images=len(labels), defective=defective, ok=len(labels) - defective, masks=masks, sizes=dict(counts), frame=frame,
         refitted=sum(1 for s in sizes if tuple(s) != frame), sizes_vary=dominant_size(sizes) is None, recipe="crops" if crops else "whole frames",
         model_size=tuple(model_size),
-        downscale=pick("downscale", "area"),
+        downscale=downscale,
         context=pick("context", DEFAULT_CONTEXT),
-        flatten=False,
+        # on wherever it can be: it needs one grey channel, so a three-channel downscale goes without
+        # (an explicit --flatten with one stops below)
+        flatten=pick("flatten", channels(downscale) == 1),
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
         variant=variant,
@@ -180,7 +180,6 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         chosen=chosen,
         backbone=getattr(args, "backbone", None) or "",
     )
-    plan.flatten = pick("flatten", plan.downscale in DEFAULT_FLATTEN_DOWNSCALES)
     if not 0.0 <= plan.ema < 1.0:  # stop here, before any image is prepared
         raise ValueError(f"--ema {plan.ema:g}: expected the decay of the weight average in [0, 1), e.g. 0.99 (0 = off)")
     if not 0.0 <= plan.invert <= 1.0:
@@ -191,7 +190,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         raise ValueError(f"--scale-jitter {plan.scale_jitter:g}: expected the largest zoom change in [0, 0.5], e.g. 0.2 (0 = off)")
     if not 1 <= plan.mil_top_k <= 64:
         raise ValueError(f"--mil-top-k {plan.mil_top_k}: expected the number of defect-map cells in [1, 64], e.g. 4 (1 = the top cell)")
-    if plan.flatten and plan.downscale != "area":
+    if plan.flatten and channels(plan.downscale) != 1:
         raise ValueError(f"--flatten needs one grey channel (--downscale area); this plan has --downscale {plan.downscale}")
     if plan.synthetic_stains and plan.crop:
         raise ValueError(f"--synthetic-stains needs the whole-frame recipe (--crop 0); this plan trains on {plan.crop}x{plan.crop} crops")
