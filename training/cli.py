@@ -76,6 +76,9 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
     p.add_argument("--flatten", action=argparse.BooleanOptionalAction, default=None,
                    help="the backbone also sees each frame with its shading removed (minus its 31-pixel local mean), "
                         "for small defects on mottled or unevenly lit surfaces (train: on with --downscale area; quick-demo: off)")
+    p.add_argument("--decision-stages", type=int, default=None,
+                   help="extra (2x max pool, 5x5 conv) stages of the decision head, each widening the view the frame's score "
+                        "comes from, e.g. 2 for soft defects wider than about 100 working-size pixels (default: plan, 0)")
     p.add_argument("--mil-top-k", type=int, default=None,
                    help="defective frames without a mask train their K highest defect-map cells towards 'defect' "
                         "(mean logit; ok frames keep their top cell), e.g. 4 (whole-frame recipe; default: plan, 1)")

@@ -41,6 +41,7 @@ class ModelConfig:
     downscale: str = "area"  # how camera frames shrink to the working size (training/frames.py)
     context: str = "none"  # "brightness": the head also sees each cell's brightness step, sign dropped (_brightness_context)
     flatten: bool = False  # the backbone's middle channel is the frame with its shading removed (_with_flattened)
+    decision_stages: int = 0  # extra (2x max pool, 5x5 conv) stages of the decision head: a wider view for the score (_widen)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -83,6 +84,7 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
     seg_map = keras.layers.Activation("sigmoid", name="seg_map")(seg_logits)
     decision = keras.layers.Concatenate(name="decision_input")([seg_hidden, seg_map])
     decision = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="dec_conv")(decision)
+    decision = _widen(decision, config.decision_stages)
     # Max pooling only: a frame's score must not depend on how much defect-free area surrounds
     # the defect, so training on crops transfers to whole frames.
     pooled = keras.layers.Concatenate(name="pooled")([
@@ -94,6 +96,27 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
     train_model = keras.Model(pixels, [score, seg_logits], name="segdec_train")
     scorer = keras.Model(pixels, score, name="segdec_scorer")
     return train_model, scorer
+
+
+DECISION_STAGE_CHANNELS = 32
+
+
+def _widen(decision: Any, stages: int) -> Any:
+    """The decision head's map after `stages` (2x2 max pool, 5x5 conv) stages.
+
+    Without them the score looks at about 110 working-size pixels around each cell (the stride-8
+    backbone, the 5x5 and 3x3 head convolutions): a soft stain that wide on a striped or mottled
+    surface is judged from its inside alone. Each stage doubles the cell and adds four of them to
+    the view (two stages: about 330 pixels), as in Bozic et al.'s decision subnetwork. The defect
+    map (seg_logits) is untouched, and the frame's score is still a maximum, so it does not depend
+    on how much defect-free area surrounds the defect.
+    """
+    from tensorflow import keras
+
+    for stage in range(1, stages + 1):
+        decision = keras.layers.MaxPooling2D(2, padding="same", name=f"dec_pool{stage}")(decision)
+        decision = keras.layers.Conv2D(DECISION_STAGE_CHANNELS, 5, padding="same", activation="relu", name=f"dec_conv{stage}")(decision)
+    return decision
 
 
 def defect_mapper(train_model: Any) -> Any:

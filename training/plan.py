@@ -39,6 +39,7 @@ DEFAULT_CONTEXT = "none"
 DEFAULT_SYNTHETIC_STAINS = 0.0
 DEFAULT_SCALE_JITTER = 0.0
 DEFAULT_MIL_TOP_K = 1
+DEFAULT_DECISION_STAGES = 0
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Plan:
     downscale: str
     context: str  # extra input of the segmentation head (training/model.py CONTEXTS)
     flatten: bool  # the backbone also sees the frame with its shading removed (training/model.py _with_flattened)
+    decision_stages: int  # extra pooling stages of the decision head (training/model.py _widen)
     crop: int
     repeats: int
     variant: str
@@ -103,7 +105,9 @@ class Plan:
                                              "every defect + as many ok frames per epoch, multiple-instance loss"),
             (f"  backbone    {self.backbone} (given)" if self.backbone else f"  backbone    EfficientNet-B0 {self.variant}, random init, built locally")
             + (", head also sees each cell's brightness step (sign dropped)" if self.context == "brightness" else "")
-            + (", input also with its shading removed (31-pixel local mean)" if self.flatten else ""),
+            + (", input also with its shading removed (31-pixel local mean)" if self.flatten else "")
+            + (f", decision head widened by {self.decision_stages} pooling stage{'s' if self.decision_stages > 1 else ''}"
+               if self.decision_stages else ""),
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
             f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
             + (f", negatives {self.invert:.0%} of the time" if self.invert else "")
@@ -160,6 +164,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         # on wherever it can be: it needs one grey channel, so a three-channel downscale goes without
         # (an explicit --flatten with one stops below)
         flatten=pick("flatten", channels(downscale) == 1),
+        decision_stages=pick("decision_stages", DEFAULT_DECISION_STAGES),
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
         variant=variant,
@@ -190,6 +195,8 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         raise ValueError(f"--scale-jitter {plan.scale_jitter:g}: expected the largest zoom change in [0, 0.5], e.g. 0.2 (0 = off)")
     if not 1 <= plan.mil_top_k <= 64:
         raise ValueError(f"--mil-top-k {plan.mil_top_k}: expected the number of defect-map cells in [1, 64], e.g. 4 (1 = the top cell)")
+    if not 0 <= plan.decision_stages <= 3:
+        raise ValueError(f"--decision-stages {plan.decision_stages}: expected 0 to 3 extra stages of the decision head, e.g. 2 (0 = off)")
     if plan.flatten and channels(plan.downscale) != 1:
         raise ValueError(f"--flatten needs one grey channel (--downscale area); this plan has --downscale {plan.downscale}")
     if plan.synthetic_stains and plan.crop:

@@ -1,7 +1,8 @@
 """Extra inputs (training/model.py): the brightness context of the segmentation head (`--context
 brightness`), sign-blind and lighting-blind where it should be, and the shading-removed channel of
-the backbone (`--flatten`); a segdec model with either exports and serves the same scores and maps
-on TensorFlow and LiteRT at a non-square size."""
+the backbone (`--flatten`); a segdec model with either, or with the decision head's extra stages
+(`--decision-stages`, tests/unit/training/test_decision_head.py), exports and serves the same scores
+and maps on TensorFlow and LiteRT at a non-square size."""
 
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ def test_the_flattened_channel_drops_the_shading_and_keeps_a_small_blob():
     assert frame[0, 40, 100, 0] > frame[0, 40, 5, 0]  # while in the raw frame it is brighter than the dark end
 
 
-@pytest.mark.parametrize("extra, layer, width", [({"context": "brightness"}, "with_context", 2), ({"flatten": True}, "flatten", 3)])
+@pytest.mark.parametrize("extra, layer, width", [({"context": "brightness"}, "with_context", 2), ({"flatten": True}, "flatten", 3),
+                                                 ({"decision_stages": 2}, "dec_conv2", 32)])
 def test_segdec_with_an_extra_input_exports_and_both_backends_agree_on_scores_and_maps(tmp_path, small_backbone, extra, layer, width):
     config = ModelConfig(model_height=SIZE[0], model_width=SIZE[1], **extra)
     train_model, scorer = build_models(config, small_backbone)
