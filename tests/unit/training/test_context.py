@@ -130,25 +130,38 @@ def test_the_plan_records_the_context_and_rejects_an_unknown_one():
         build_models(ModelConfig(context="glow"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
 
 
-def test_the_plan_flattens_by_default_with_the_grey_downscale_and_an_explicit_flatten_with_extremes_stops():
+def _plan(*extra):
+    """The plan for 30 defective and 30 ok 200x300 images without masks, given these train options."""
     from training.cli import build_parser
 
-    parser = build_parser()
-    labels, sizes = [1] * 30 + [0] * 30, [(200, 300)] * 60
+    args = build_parser().parse_args(["train", "--data", "d", "--out", "o", *extra])
+    return make_plan(args, [1] * 30 + [0] * 30, [(200, 300)] * 60, masks=0)
 
-    def plan(*extra):
-        return make_plan(parser.parse_args(["train", "--data", "d", "--out", "o", *extra]), labels, sizes, masks=0)
 
-    default = plan()
+def test_the_plan_flattens_by_default_with_the_grey_downscale_and_an_explicit_flatten_with_extremes_stops():
+    default = _plan()
     assert default.flatten and "flatten" in default.chosen and any("shading removed" in line for line in default.lines())
-    off = plan("--no-flatten")
+    off = _plan("--no-flatten")
     assert not off.flatten and "flatten" not in off.chosen and not any("shading removed" in line for line in off.lines())
-    given = plan("--flatten")
+    given = _plan("--flatten")
     assert given.flatten and "flatten" not in given.chosen
     # the extremes downscale has three channels and no grey one: the default leaves flatten off, an explicit one stops
-    extremes = plan("--downscale", "extremes")
+    extremes = _plan("--downscale", "extremes")
     assert not extremes.flatten and "flatten" in extremes.chosen
     with pytest.raises(ValueError, match="--flatten needs one grey channel"):
-        plan("--flatten", "--downscale", "extremes")
+        _plan("--flatten", "--downscale", "extremes")
     with pytest.raises(ValueError, match="flatten needs one grey channel"):
         build_models(ModelConfig(flatten=True, downscale="extremes"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
+
+
+def test_the_plan_records_the_decision_stages_and_stops_on_a_count_out_of_range():
+    default = _plan()
+    assert default.decision_stages == 0 and "decision-stages" in default.chosen
+    assert not any("decision head" in line for line in default.lines())
+    given = _plan("--decision-stages", "2")
+    assert given.decision_stages == 2 and "decision-stages" not in given.chosen
+    assert any("decision head widened by 2 pooling stages" in line for line in given.lines())
+    assert given.as_dict()["decision_stages"] == 2  # metadata.json training_data.plan
+    for bad in ("4", "-1"):
+        with pytest.raises(ValueError, match=f"--decision-stages {bad}: expected 0 to 3"):
+            _plan("--decision-stages", bad)

@@ -1,7 +1,7 @@
 """The decision head's extra stages (`--decision-stages`, training/model.py `_widen`): each one widens
 the part of the frame a cell of the decision map (and so the frame's score) looks at, while the
-defect map stays the same; the plan records the choice and stops on a count out of range.
-(Exporting such a model and serving it on both backends: tests/unit/training/test_context.py.)"""
+defect map stays the same. (The plan's choice, and exporting such a model and serving it on both
+backends: tests/unit/training/test_context.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from training.model import DECISION_STAGE_CHANNELS, ModelConfig, build_models
-from training.plan import make_plan
 
 SIZE = (256, 384)  # wide enough for the widened view to be seen whole
 
@@ -59,24 +58,3 @@ def test_two_stages_widen_the_decisions_view_and_leave_the_defect_map_alone(back
     # cut here by the frame's 256 rows
     assert 100 <= rows <= 130 and 100 <= cols <= 130, (rows, cols)
     assert wide_cols >= 2.5 * cols and wide_rows >= 2 * rows, (rows, cols, wide_rows, wide_cols)
-
-
-def test_the_plan_records_the_decision_stages_and_stops_on_a_count_out_of_range():
-    from training.cli import build_parser
-
-    parser = build_parser()
-    labels, sizes = [1] * 30 + [0] * 30, [(200, 300)] * 60
-
-    def plan(*extra):
-        return make_plan(parser.parse_args(["train", "--data", "d", "--out", "o", *extra]), labels, sizes, masks=0)
-
-    default = plan()
-    assert default.decision_stages == 0 and "decision-stages" in default.chosen
-    assert not any("decision head" in line for line in default.lines())
-    given = plan("--decision-stages", "2")
-    assert given.decision_stages == 2 and "decision-stages" not in given.chosen
-    assert any("decision head widened by 2 pooling stages" in line for line in given.lines())
-    assert given.as_dict()["decision_stages"] == 2  # metadata.json training_data.plan
-    for bad in ("4", "-1"):
-        with pytest.raises(ValueError, match=f"--decision-stages {bad}: expected 0 to 3"):
-            plan("--decision-stages", bad)
