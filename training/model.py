@@ -104,14 +104,14 @@ DECISION_STAGE_CHANNELS = 32
 def _widen(decision: Any, stages: int) -> Any:
     """The decision head's map after `stages` (2x2 max pool, 5x5 conv) stages.
 
-    Without them the score looks at about 110 working-size pixels around each cell (the stride-8
+    Without them the score looks at about 115 working-size pixels around each cell (the stride-8
     backbone, the 5x5 and 3x3 head convolutions): a soft stain that wide on a striped or mottled
     surface is judged from its inside alone. Each stage doubles the cell and adds four of them to
     the view (two stages: about 330 pixels), as in Bozic et al.'s decision subnetwork. The defect
     map (seg_logits) is untouched, and the frame's score is still a maximum, so it does not depend
     on how much defect-free area surrounds the defect.
     """
-    from tensorflow import keras
+    import tf_keras as keras
 
     for stage in range(1, stages + 1):
         decision = keras.layers.MaxPooling2D(2, padding="same", name=f"dec_pool{stage}")(decision)
