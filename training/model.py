@@ -25,6 +25,8 @@ from training.frames import channels
 DESIGNS = ("segdec", "global")
 # Extra inputs of the segmentation head besides the backbone's features (`ModelConfig.context`).
 CONTEXTS = ("none", "brightness")
+# Extra stages of the decision head (_widen); three already reach about 700 working-size pixels.
+MAX_DECISION_STAGES = 3
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
         raise ValueError(f"design must be one of {DESIGNS}, got {config.design!r}")
     if config.context not in CONTEXTS:
         raise ValueError(f"context must be one of {CONTEXTS}, got {config.context!r}")
+    if not 0 <= config.decision_stages <= MAX_DECISION_STAGES:
+        raise ValueError(f"decision stages must be 0 to {MAX_DECISION_STAGES}, got {config.decision_stages}")
     pixels = keras.Input((None, None, channels(config.downscale)), name="pixels")
     normalised = keras.layers.Lambda(_standardize, name="standardize")(pixels) if config.standardize else pixels
     base = normalised

@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 from training.backbone import VARIANTS, backbone_info
 from training.frames import SIDE_MULTIPLE, camera_size, channels, dominant_size, working_size
+from training.model import MAX_DECISION_STAGES
 from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES, fast_size
 
 # Working pixels per frame. Crops: native up to 512x512 (the DAGM recipe). Whole frames: an epoch
@@ -195,8 +196,9 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         raise ValueError(f"--scale-jitter {plan.scale_jitter:g}: expected the largest zoom change in [0, 0.5], e.g. 0.2 (0 = off)")
     if not 1 <= plan.mil_top_k <= 64:
         raise ValueError(f"--mil-top-k {plan.mil_top_k}: expected the number of defect-map cells in [1, 64], e.g. 4 (1 = the top cell)")
-    if not 0 <= plan.decision_stages <= 3:
-        raise ValueError(f"--decision-stages {plan.decision_stages}: expected 0 to 3 extra stages of the decision head, e.g. 2 (0 = off)")
+    if not 0 <= plan.decision_stages <= MAX_DECISION_STAGES:  # stop here, before any image is prepared (build_models checks too)
+        raise ValueError(f"--decision-stages {plan.decision_stages}: expected 0 to {MAX_DECISION_STAGES} extra stages of the decision head, "
+                         "e.g. 2 (0 = off)")
     if plan.flatten and channels(plan.downscale) != 1:
         raise ValueError(f"--flatten needs one grey channel (--downscale area); this plan has --downscale {plan.downscale}")
     if plan.synthetic_stains and plan.crop:

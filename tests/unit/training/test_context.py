@@ -165,3 +165,6 @@ def test_the_plan_records_the_decision_stages_and_stops_on_a_count_out_of_range(
     for bad in ("4", "-1"):
         with pytest.raises(ValueError, match=f"--decision-stages {bad}: expected 0 to 3"):
             _plan("--decision-stages", bad)
+    # quick-demo has no plan: the model itself refuses
+    with pytest.raises(ValueError, match="decision stages must be 0 to 3, got 4"):
+        build_models(ModelConfig(decision_stages=4), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
