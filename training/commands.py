@@ -54,7 +54,8 @@ def _recipe(args: argparse.Namespace, name: str, plan=None):
     model_size = src.model_size
     model = ModelConfig(design=args.design, model_height=model_size[0], model_width=model_size[1], fine_tune=not args.frozen,
                         standardize=args.standardize, downscale=src.downscale, context=getattr(src, "context", None) or "none",
-                        flatten=bool(getattr(src, "flatten", None)), decision_stages=getattr(src, "decision_stages", None) or 0)
+                        flatten=bool(getattr(src, "flatten", None)), decision_stages=getattr(src, "decision_stages", None) or 0,
+                        coarse_view=getattr(src, "coarse_view", None) or 0)
     train = TrainConfig(epochs=src.epochs, batch_size=src.batch_size, learning_rate=src.learning_rate, crop=src.crop, repeats=src.repeats,
                         patience=src.patience, seed=args.seed, max_minutes=src.max_minutes, threads=args.threads,
                         schedule=src.schedule, mil_weight=getattr(src, "mil_weight", 0.0), balanced=getattr(src, "balanced", False),

@@ -27,6 +27,8 @@ DESIGNS = ("segdec", "global")
 CONTEXTS = ("none", "brightness")
 # Extra stages of the decision head (_widen); three already reach about 700 working-size pixels.
 MAX_DECISION_STAGES = 3
+# Shrink factors of the coarse view (`ModelConfig.coarse_view`, _coarse_view); 0 = off.
+COARSE_VIEW_FACTORS = (0, 2, 4)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class ModelConfig:
     context: str = "none"  # "brightness": the head also sees each cell's brightness step, sign dropped (_brightness_context)
     flatten: bool = False  # the backbone's middle channel is the frame with its shading removed (_with_flattened)
     decision_stages: int = 0  # extra (2x max pool, 5x5 conv) stages of the decision head: a wider view for the score (_widen)
+    coarse_view: int = 0  # the same backbone also sees the frame shrunk by this factor; the map keeps the stronger cell (_coarse_view)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -60,6 +63,10 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
         raise ValueError(f"context must be one of {CONTEXTS}, got {config.context!r}")
     if not 0 <= config.decision_stages <= MAX_DECISION_STAGES:
         raise ValueError(f"decision stages must be 0 to {MAX_DECISION_STAGES}, got {config.decision_stages}")
+    if config.coarse_view not in COARSE_VIEW_FACTORS:
+        raise ValueError(f"coarse view must be one of {COARSE_VIEW_FACTORS} (0 = off), got {config.coarse_view}")
+    if config.coarse_view and config.context != "none":
+        raise ValueError("a coarse view and the brightness context do not combine (the context has no coarse twin)")
     pixels = keras.Input((None, None, channels(config.downscale)), name="pixels")
     normalised = keras.layers.Lambda(_standardize, name="standardize")(pixels) if config.standardize else pixels
     base = normalised
@@ -69,7 +76,8 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
         base = keras.layers.Lambda(_with_flattened, name="flatten")(normalised)
     scaled = base if info.input_range == "0-255" else keras.layers.Rescaling(1.0 / 255.0)(base)
     rgb = keras.layers.Concatenate(name="gray_to_rgb")([scaled, scaled, scaled]) if scaled.shape[-1] == 1 else scaled
-    features = hub_layer(info, trainable=config.fine_tune)(rgb)
+    backbone = hub_layer(info, trainable=config.fine_tune)
+    features = backbone(rgb)
 
     if config.design == "global":
         if info.variant != "feature-vector":
@@ -83,8 +91,13 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
         raise ValueError("design 'segdec' needs a spatial backbone (variant stride4/stride8/stride16), not a feature vector")
     if config.context == "brightness":
         features = keras.layers.Concatenate(name="with_context")([features, _brightness_context(normalised, info.output_stride)])
-    seg_hidden = keras.layers.Conv2D(config.seg_channels, 5, padding="same", activation="relu", name="seg_conv")(features)
-    seg_logits = keras.layers.Conv2D(1, 1, name="seg_logits")(seg_hidden)
+    seg_conv = keras.layers.Conv2D(config.seg_channels, 5, padding="same", activation="relu", name="seg_conv")
+    seg_out = keras.layers.Conv2D(1, 1, name="seg_logits")
+    seg_hidden = seg_conv(features)
+    seg_logits = seg_out(seg_hidden)
+    if config.coarse_view:
+        seg_hidden, seg_logits = _coarse_view(rgb, backbone, seg_conv, seg_out, seg_hidden, seg_logits, config.coarse_view,
+                                              info.output_stride)
     seg_map = keras.layers.Activation("sigmoid", name="seg_map")(seg_logits)
     decision = keras.layers.Concatenate(name="decision_input")([seg_hidden, seg_map])
     decision = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="dec_conv")(decision)
@@ -121,6 +134,53 @@ def _widen(decision: Any, stages: int) -> Any:
         decision = keras.layers.MaxPooling2D(2, padding="same", name=f"dec_pool{stage}")(decision)
         decision = keras.layers.Conv2D(DECISION_STAGE_CHANNELS, 5, padding="same", activation="relu", name=f"dec_conv{stage}")(decision)
     return decision
+
+
+def _coarse_view(rgb: Any, backbone: Any, seg_conv: Any, seg_out: Any, hidden: Any, logits: Any, factor: int,
+                 stride: int) -> tuple[Any, Any]:
+    """(hidden, logits) of the segmentation head, each cell the stronger of the frame's own and a coarse view's.
+
+    A stride-8 cell's features see about 67 working-size pixels, so a soft stain three times that
+    wide has a flat inside and edges no steeper than the surface's own shading: no cell stands
+    out. The same backbone and head (shared weights) also look at the frame shrunk by `factor`,
+    where that stain is a blob a few cells wide, the kind the network catches best; whatever it
+    learns about blobs it can use on stains `factor` times their size. The coarse map is spread
+    back to the fine grid (nearest neighbour, cut to size) and each cell keeps the larger value,
+    so the defect map keeps its shape and the score is still a maximum. Cost: 1/factor^2 of
+    another backbone pass. Mirror padding, average pooling, nearest resize, slicing and maximum are
+    LiteRT builtins.
+    """
+    import tf_keras as keras
+
+    # mirrored out to whole coarse cells first, so the coarse grid lines up with the fine one and covers it
+    padded = keras.layers.Lambda(_mirror_pad_to, arguments={"multiple": factor * stride}, name="coarse_pad")(rgb)
+    coarse = keras.layers.AveragePooling2D(factor, name="coarse_shrink")(padded)
+    coarse_hidden = seg_conv(backbone(coarse))
+    coarse_logits = seg_out(coarse_hidden)
+    merged = []
+    for name, fine, rough in (("hidden", hidden, coarse_hidden), ("logits", logits, coarse_logits)):
+        spread = keras.layers.UpSampling2D(factor, interpolation="nearest", name=f"coarse_{name}_up")(rough)
+        spread = keras.layers.Lambda(_cut_to, name=f"coarse_{name}_cut")([spread, fine])
+        merged.append(keras.layers.Maximum(name=f"scale_max_{name}")([fine, spread]))
+    return merged[0], merged[1]
+
+
+def _mirror_pad_to(pixels: Any, multiple: int) -> Any:
+    """Pixels mirrored past the bottom and right edges up to the next multiple of `multiple` rows and columns."""
+    import tensorflow as tf
+
+    shape = tf.shape(pixels)
+    rows, cols = (-shape[1]) % multiple, (-shape[2]) % multiple
+    return tf.pad(pixels, [[0, 0], [0, rows], [0, cols], [0, 0]], mode="REFLECT")
+
+
+def _cut_to(tensors: Any) -> Any:
+    """The first tensor's top-left corner of the second's height and width (the coarse grid rounds up)."""
+    import tensorflow as tf
+
+    big, like = tensors
+    shape = tf.shape(like)
+    return big[:, : shape[1], : shape[2], :]
 
 
 def defect_mapper(train_model: Any) -> Any:

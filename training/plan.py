@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 from training.backbone import VARIANTS, backbone_info
 from training.frames import SIDE_MULTIPLE, camera_size, channels, dominant_size, working_size
-from training.model import MAX_DECISION_STAGES
+from training.model import COARSE_VIEW_FACTORS, MAX_DECISION_STAGES
 from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES, fast_size
 
 # Working pixels per frame. Crops: native up to 512x512 (the DAGM recipe). Whole frames: an epoch
@@ -41,6 +41,7 @@ DEFAULT_SYNTHETIC_STAINS = 0.0
 DEFAULT_SCALE_JITTER = 0.0
 DEFAULT_MIL_TOP_K = 1
 DEFAULT_DECISION_STAGES = 0
+DEFAULT_COARSE_VIEW = 0
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Plan:
     context: str  # extra input of the segmentation head (training/model.py CONTEXTS)
     flatten: bool  # the backbone also sees the frame with its shading removed (training/model.py _with_flattened)
     decision_stages: int  # extra pooling stages of the decision head (training/model.py _widen)
+    coarse_view: int  # the backbone also sees the frame shrunk by this factor (training/model.py _coarse_view); 0 = off
     crop: int
     repeats: int
     variant: str
@@ -108,7 +110,8 @@ class Plan:
             + (", head also sees each cell's brightness step (sign dropped)" if self.context == "brightness" else "")
             + (", input also with its shading removed (31-pixel local mean)" if self.flatten else "")
             + (f", decision head widened by {self.decision_stages} pooling stage{'s' if self.decision_stages > 1 else ''}"
-               if self.decision_stages else ""),
+               if self.decision_stages else "")
+            + (f", also a {self.coarse_view}x coarser view of each frame" if self.coarse_view else ""),
             f"  schedule    up to {self.epochs} epochs, {self.schedule} learning rate from {self.learning_rate:g}, batch {self.batch_size}, "
             f"patience {self.patience}" + (f", weights averaged (decay {self.ema:g})" if self.ema else "")
             + (f", negatives {self.invert:.0%} of the time" if self.invert else "")
@@ -166,6 +169,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         # (an explicit --flatten with one stops below)
         flatten=pick("flatten", channels(downscale) == 1),
         decision_stages=pick("decision_stages", DEFAULT_DECISION_STAGES),
+        coarse_view=pick("coarse_view", DEFAULT_COARSE_VIEW),
         crop=pick("crop", 128 if crops else 0),
         repeats=pick("repeats", 3 if crops else 1),
         variant=variant,
@@ -199,6 +203,10 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
     if not 0 <= plan.decision_stages <= MAX_DECISION_STAGES:  # stop here, before any image is prepared (build_models checks too)
         raise ValueError(f"--decision-stages {plan.decision_stages}: expected 0 to {MAX_DECISION_STAGES} extra stages of the decision head, "
                          "e.g. 2 (0 = off)")
+    if plan.coarse_view not in COARSE_VIEW_FACTORS:
+        raise ValueError(f"--coarse-view {plan.coarse_view}: expected a shrink factor of {', '.join(map(str, COARSE_VIEW_FACTORS[1:]))} (0 = off)")
+    if plan.coarse_view and plan.context != "none":
+        raise ValueError(f"--coarse-view does not combine with --context {plan.context}")
     if plan.flatten and channels(plan.downscale) != 1:
         raise ValueError(f"--flatten needs one grey channel (--downscale area); this plan has --downscale {plan.downscale}")
     if plan.synthetic_stains and plan.crop:

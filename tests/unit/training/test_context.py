@@ -1,8 +1,9 @@
 """Extra inputs (training/model.py): the brightness context of the segmentation head (`--context
 brightness`), sign-blind and lighting-blind where it should be, and the shading-removed channel of
-the backbone (`--flatten`); a segdec model with either, or with the decision head's extra stages
-(`--decision-stages`, tests/unit/training/test_decision_head.py), exports and serves the same scores
-and maps on TensorFlow and LiteRT at a non-square size."""
+the backbone (`--flatten`); a segdec model with either, with the decision head's extra stages
+(`--decision-stages`) or with a coarse view (`--coarse-view`; both measured in
+tests/unit/training/test_decision_head.py), exports and serves the same scores and maps on
+TensorFlow and LiteRT at a non-square size."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from training.model import (
 )
 from training.plan import make_plan
 
-SIZE = (96, 160)  # non-square, a multiple of the stride
+SIZE = (96, 168)  # non-square, a multiple of the stride, not of 4 x 4 (so the coarse view's frame is mirror-padded)
 
 
 def _context_model(stride: int):
@@ -95,7 +96,7 @@ def test_the_flattened_channel_drops_the_shading_and_keeps_a_small_blob():
 
 
 @pytest.mark.parametrize("extra, layer, width", [({"context": "brightness"}, "with_context", 2), ({"flatten": True}, "flatten", 3),
-                                                 ({"decision_stages": 2}, "dec_conv2", 32)])
+                                                 ({"decision_stages": 2}, "dec_conv2", 32), ({"coarse_view": 4}, "scale_max_logits", 1)])
 def test_segdec_with_an_extra_input_exports_and_both_backends_agree_on_scores_and_maps(tmp_path, small_backbone, extra, layer, width):
     config = ModelConfig(model_height=SIZE[0], model_width=SIZE[1], **extra)
     train_model, scorer = build_models(config, small_backbone)
@@ -168,3 +169,20 @@ def test_the_plan_records_the_decision_stages_and_stops_on_a_count_out_of_range(
     # quick-demo has no plan: the model itself refuses
     with pytest.raises(ValueError, match="decision stages must be 0 to 3, got 4"):
         build_models(ModelConfig(decision_stages=4), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
+
+
+def test_the_plan_records_the_coarse_view_and_stops_on_a_factor_it_does_not_know():
+    default = _plan()
+    assert default.coarse_view == 0 and "coarse-view" in default.chosen
+    assert not any("coarser view" in line for line in default.lines())
+    given = _plan("--coarse-view", "4")
+    assert given.coarse_view == 4 and "coarse-view" not in given.chosen
+    assert any("also a 4x coarser view of each frame" in line for line in given.lines())
+    assert given.as_dict()["coarse_view"] == 4  # metadata.json training_data.plan
+    with pytest.raises(ValueError, match="--coarse-view 3: expected a shrink factor of 2, 4"):
+        _plan("--coarse-view", "3")
+    with pytest.raises(ValueError, match="--coarse-view does not combine with --context brightness"):
+        _plan("--coarse-view", "2", "--context", "brightness")
+    # quick-demo has no plan: the model itself refuses
+    with pytest.raises(ValueError, match=r"coarse view must be one of \(0, 2, 4\)"):
+        build_models(ModelConfig(coarse_view=3), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
