@@ -30,6 +30,7 @@ from training.model import (
 )
 from training.plan import make_plan
 
+STRIDE8 = argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255")  # what build_models reads of a backbone
 SIZE = (96, 168)  # non-square, a multiple of the stride, not of 4 x 4 (so the coarse view's frame is mirror-padded)
 
 
@@ -128,7 +129,7 @@ def test_the_plan_records_the_context_and_rejects_an_unknown_one():
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--data", "d", "--out", "o", "--context", "glow"])
     with pytest.raises(ValueError, match="context must be one of"):
-        build_models(ModelConfig(context="glow"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
+        build_models(ModelConfig(context="glow"), STRIDE8)
 
 
 def _plan(*extra):
@@ -152,37 +153,38 @@ def test_the_plan_flattens_by_default_with_the_grey_downscale_and_an_explicit_fl
     with pytest.raises(ValueError, match="--flatten needs one grey channel"):
         _plan("--flatten", "--downscale", "extremes")
     with pytest.raises(ValueError, match="flatten needs one grey channel"):
-        build_models(ModelConfig(flatten=True, downscale="extremes"), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
+        build_models(ModelConfig(flatten=True, downscale="extremes"), STRIDE8)
+
+
+def _assert_the_plan_records(flag: str, value: int, line: str) -> None:
+    """An option off (0) and chosen by rule by default; given, it is in the plan's lines and in metadata.json's plan."""
+    name = flag.removeprefix("--")
+    field = name.replace("-", "_")
+    default = _plan()
+    assert getattr(default, field) == 0 and name in default.chosen
+    assert not any(line in text for text in default.lines())
+    given = _plan(flag, str(value))
+    assert getattr(given, field) == value and name not in given.chosen
+    assert any(line in text for text in given.lines())
+    assert given.as_dict()[field] == value  # metadata.json training_data.plan
 
 
 def test_the_plan_records_the_decision_stages_and_stops_on_a_count_out_of_range():
-    default = _plan()
-    assert default.decision_stages == 0 and "decision-stages" in default.chosen
-    assert not any("decision head" in line for line in default.lines())
-    given = _plan("--decision-stages", "2")
-    assert given.decision_stages == 2 and "decision-stages" not in given.chosen
-    assert any("decision head widened by 2 pooling stages" in line for line in given.lines())
-    assert given.as_dict()["decision_stages"] == 2  # metadata.json training_data.plan
+    _assert_the_plan_records("--decision-stages", 2, "decision head widened by 2 pooling stages")
     for bad in ("4", "-1"):
         with pytest.raises(ValueError, match=f"--decision-stages {bad}: expected 0 to 3"):
             _plan("--decision-stages", bad)
     # quick-demo has no plan: the model itself refuses
     with pytest.raises(ValueError, match="decision stages must be 0 to 3, got 4"):
-        build_models(ModelConfig(decision_stages=4), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
+        build_models(ModelConfig(decision_stages=4), STRIDE8)
 
 
 def test_the_plan_records_the_coarse_view_and_stops_on_a_factor_it_does_not_know():
-    default = _plan()
-    assert default.coarse_view == 0 and "coarse-view" in default.chosen
-    assert not any("coarser view" in line for line in default.lines())
-    given = _plan("--coarse-view", "4")
-    assert given.coarse_view == 4 and "coarse-view" not in given.chosen
-    assert any("also a 4x coarser view of each frame" in line for line in given.lines())
-    assert given.as_dict()["coarse_view"] == 4  # metadata.json training_data.plan
+    _assert_the_plan_records("--coarse-view", 4, "also a 4x coarser view of each frame")
     with pytest.raises(ValueError, match="--coarse-view 3: expected a shrink factor of 2, 4"):
         _plan("--coarse-view", "3")
     with pytest.raises(ValueError, match="--coarse-view does not combine with --context brightness"):
         _plan("--coarse-view", "2", "--context", "brightness")
     # quick-demo has no plan: the model itself refuses
     with pytest.raises(ValueError, match=r"coarse view must be one of \(0, 2, 4\)"):
-        build_models(ModelConfig(coarse_view=3), argparse.Namespace(output_stride=8, variant="stride8", input_range="0-255"))
+        build_models(ModelConfig(coarse_view=3), STRIDE8)
