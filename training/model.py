@@ -67,6 +67,8 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
         raise ValueError(f"coarse view must be one of {COARSE_VIEW_FACTORS} (0 = off), got {config.coarse_view}")
     if config.coarse_view and config.context != "none":
         raise ValueError("a coarse view and the brightness context do not combine (the context has no coarse twin)")
+    if config.coarse_view and config.design != "segdec":
+        raise ValueError(f"a coarse view needs design 'segdec' (it feeds the defect map), got {config.design!r}")
     pixels = keras.Input((None, None, channels(config.downscale)), name="pixels")
     normalised = keras.layers.Lambda(_standardize, name="standardize")(pixels) if config.standardize else pixels
     base = normalised
@@ -148,7 +150,9 @@ def _coarse_view(rgb: Any, backbone: Any, seg_conv: Any, seg_out: Any, hidden: A
     back to the fine grid (nearest neighbour, cut to size) and each cell keeps the larger value,
     so the defect map keeps its shape and the score is still a maximum. Cost: 1/factor^2 of
     another backbone pass. Mirror padding, average pooling, nearest resize, slicing and maximum are
-    LiteRT builtins.
+    LiteRT builtins. The two views share the backbone's batch normalisation: in training each view
+    is normalised by its own batch, while the moving averages that serving uses mix both (measured
+    as a whole in docs/training.md, not separately).
     """
     import tf_keras as keras
 

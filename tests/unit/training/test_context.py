@@ -188,3 +188,5 @@ def test_the_plan_records_the_coarse_view_and_stops_on_a_factor_it_does_not_know
     # quick-demo has no plan: the model itself refuses
     with pytest.raises(ValueError, match=r"coarse view must be one of \(0, 2, 4\)"):
         build_models(ModelConfig(coarse_view=3), STRIDE8)
+    with pytest.raises(ValueError, match="a coarse view needs design 'segdec'"):
+        build_models(ModelConfig(coarse_view=4, design="global"), STRIDE8)
