@@ -179,8 +179,21 @@ def test_the_plan_records_the_decision_stages_and_stops_on_a_count_out_of_range(
         build_models(ModelConfig(decision_stages=4), STRIDE8)
 
 
-def test_the_plan_records_the_coarse_view_and_stops_on_a_factor_it_does_not_know():
-    _assert_the_plan_records("--coarse-view", 4, "also a 4x coarser view of each frame")
+def test_the_whole_frame_plan_takes_the_coarse_view_by_rule_and_stops_on_a_factor_it_does_not_know():
+    line = "also a 4x coarser view of each frame"
+    default = _plan()  # whole frames (no masks), segdec, no context: on by rule
+    assert default.coarse_view == 4 and "coarse-view" in default.chosen and any(line in text for text in default.lines())
+    assert default.as_dict()["coarse_view"] == 4  # metadata.json training_data.plan
+    off = _plan("--coarse-view", "0")
+    assert off.coarse_view == 0 and "coarse-view" not in off.chosen and not any(line in text for text in off.lines())
+    assert _plan("--coarse-view", "2").coarse_view == 2
+    # where it cannot work or was not measured, the rule leaves it off instead of stopping the run
+    from training.cli import build_parser
+
+    crops = make_plan(build_parser().parse_args(["train", "--data", "d", "--out", "o"]), [1] * 30 + [0] * 30, [(200, 300)] * 60, masks=30)
+    assert crops.recipe == "crops" and crops.coarse_view == 0 and "coarse-view" in crops.chosen
+    assert _plan("--context", "brightness").coarse_view == 0
+    assert _plan("--design", "global").coarse_view == 0
     with pytest.raises(ValueError, match="--coarse-view 3: expected a shrink factor of 2, 4"):
         _plan("--coarse-view", "3")
     with pytest.raises(ValueError, match="--coarse-view does not combine with --context brightness"):
