@@ -81,7 +81,8 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
                         "comes from, e.g. 2 for soft defects wider than about 100 working-size pixels (default: plan, 0)")
     p.add_argument("--coarse-view", type=int, default=None,
                    help="the backbone also sees each frame shrunk by this factor (2 or 4), so a soft defect that many times "
-                        "wider than a blob looks like one; each defect-map cell keeps the stronger view (default: plan, 0)")
+                        "wider than a blob looks like one; each defect-map cell keeps the stronger view (default: plan, 4 for whole "
+                        "frames, 0 for crops; 0 = off)")
     p.add_argument("--mil-top-k", type=int, default=None,
                    help="defective frames without a mask train their K highest defect-map cells towards 'defect' "
                         "(mean logit; ok frames keep their top cell), e.g. 4 (whole-frame recipe; default: plan, 1)")
