@@ -3,7 +3,9 @@
 Training must work on data it was never tuned on, so these sets differ from the DAGM-like
 frames of `surface_images.synthetic` on purpose: other backgrounds (machined, cast, coated
 surfaces with uneven lighting), four defect kinds (blobs, cracks, scratches, stains), any
-frame size and aspect, JPEG or PNG, and image-level labels only (no masks are written).
+frame size and aspect, JPEG or PNG, and image-level labels only. `--masks` also writes each
+defect's pixel truth to `masks/` (PNG, 255 = defect), for measuring where a model points
+(`python -m training evaluate`); train on a tree without that folder to keep the labels image-level.
 
     python -m surface_images.make_set --kind scratches --size 240x400 --out DIR
     python -m surface_images.make_set --kind mixed --size 100x200-400x600 --out DIR   # every image its own size
@@ -95,8 +97,19 @@ def image_size(seed: int, index: int, defective: bool, size: tuple[int, int],
 
 def make_image(seed: int, index: int, kind: str, size: tuple[int, int], defective: bool) -> np.ndarray:
     """One uint8 grayscale image of the set; defective ones carry one defect of `kind` ('mixed' = any)."""
+    return make_sample(seed, index, kind, size, defective)[0]
+
+
+def make_sample(seed: int, index: int, kind: str, size: tuple[int, int],
+                defective: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """(image, mask): the image of `make_image` and, for a defective one, a uint8 mask (255 = defect), else None.
+
+    The mask is where the defect shows at least half its full strength: a soft stain's faint rim
+    is left out, as a person outlining it would.
+    """
     rng = np.random.default_rng([seed, index, int(defective)])
     image = surface(rng, size)
+    mask = None
     if defective:
         chosen = KINDS[int(rng.integers(len(KINDS)))] if kind == "mixed" else kind
         alpha = defect_alpha(rng, chosen, size)
@@ -104,12 +117,16 @@ def make_image(seed: int, index: int, kind: str, size: tuple[int, int], defectiv
         contrast = rng.uniform(20, 35) if chosen == "stains" else rng.uniform(25, 55)
         sign = -1.0 if rng.random() < 0.7 else 1.0
         image = image + sign * contrast * alpha
-    return np.clip(image, 0, 255).astype(np.uint8)
+        mask = np.where((alpha > 0) & (alpha >= 0.5 * alpha.max()), 255, 0).astype(np.uint8)
+    return np.clip(image, 0, 255).astype(np.uint8), mask
 
 
 def write_set(out: Path, kind: str, size: tuple[int, int], defective: int, ok: int, seed: int = 0, fmt: str = "jpg",
-              largest: Optional[tuple[int, int]] = None) -> dict:
-    """Write out/defect/*.fmt and out/ok/*.fmt; return counts. `largest`: sizes vary from `size` up to it."""
+              largest: Optional[tuple[int, int]] = None, masks: bool = False) -> dict:
+    """Write out/defect/*.fmt and out/ok/*.fmt (with `masks`, out/masks/<stem>.png too); return counts.
+
+    `largest`: sizes vary from `size` up to it. The images do not depend on `masks`.
+    """
     if kind not in KINDS + ("mixed",):
         raise ValueError(f"--kind must be one of {KINDS + ('mixed',)}, got {kind!r}")
     if fmt not in ("jpg", "png"):
@@ -120,11 +137,19 @@ def write_set(out: Path, kind: str, size: tuple[int, int], defective: int, ok: i
         folder = out / label
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            image = make_image(seed, i, kind, image_size(seed, i, label == "defect", size, largest), label == "defect")
-            if not cv2.imwrite(str(folder / f"{label}_{i:04d}.{fmt}"), image, params):
-                raise OSError(f"could not write {folder / f'{label}_{i:04d}.{fmt}'}")
+            image, mask = make_sample(seed, i, kind, image_size(seed, i, label == "defect", size, largest),
+                                      label == "defect")
+            _write(folder / f"{label}_{i:04d}.{fmt}", image, params)
+            if masks and mask is not None:
+                _write(out / "masks" / f"{label}_{i:04d}.png", mask, [])
     return {"defect": defective, "ok": ok, "size": list(size), "largest": list(largest) if largest else None,
-            "kind": kind, "format": fmt}
+            "kind": kind, "format": fmt, "masks": masks}
+
+
+def _write(path: Path, image: np.ndarray, params: list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image, params):
+        raise OSError(f"could not write {path}")
 
 
 def _one_size(text: str, whole: str) -> tuple[int, int]:
@@ -155,13 +180,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--ok", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", dest="fmt", choices=("jpg", "png"), default="jpg")
+    p.add_argument("--masks", action="store_true", help="also write each defect's pixel truth to masks/<stem>.png "
+                   "(the images are the same with or without it)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     (small, large) = args.size
-    info = write_set(args.out, args.kind, small, args.defective, args.ok, args.seed, args.fmt, large)
+    info = write_set(args.out, args.kind, small, args.defective, args.ok, args.seed, args.fmt, large, args.masks)
     sizes = f"{small[0]}x{small[1]}" + (f" to {large[0]}x{large[1]}" if large else "")
     print(f"wrote {info['defect']} defect/ and {info['ok']} ok/ {args.fmt} images of {sizes} ({args.kind}) "
-          f"to {args.out}")
+          f"{'and their masks/ ' if args.masks else ''}to {args.out}")
     return 0
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from surface_images.datasets import discover
-from surface_images.make_set import KINDS, main, make_image, write_set
+from surface_images.make_set import KINDS, main, make_image, surface, write_set
 
 
 def test_every_kind_marks_defective_images_and_leaves_ok_ones_clean():
@@ -26,6 +26,29 @@ def test_writes_a_folder_per_class_tree_that_discover_reads(tmp_path):
     assert sorted(it.label for it in items) == [0] * 5 + [1] * 3
     assert all(it.mask_path is None for it in items)  # image-level labels only
     assert cv2.imread(str(items[0].path), cv2.IMREAD_UNCHANGED).shape == (48, 80)
+
+
+def test_masks_are_the_defects_pixel_truth_and_leave_the_images_as_they_were(tmp_path, capsys):
+    write_set(tmp_path / "plain", "mixed", (48, 80), defective=4, ok=2, seed=5, fmt="png")
+    assert main(["--kind", "mixed", "--size", "48x80", "--defective", "4", "--ok", "2", "--seed", "5", "--format", "png",
+                 "--masks", "--out", str(tmp_path / "truth")]) == 0
+    assert "masks/" in capsys.readouterr().out
+    for label in ("defect", "ok"):  # the same images, masks or not
+        assert [p.read_bytes() for p in sorted((tmp_path / "truth" / label).iterdir())] == \
+            [p.read_bytes() for p in sorted((tmp_path / "plain" / label).iterdir())]
+    items = discover(tmp_path / "truth")
+    defects = [it for it in items if it.label == 1]
+    assert len(defects) == 4 and all(it.mask_path is not None for it in defects)  # one per defect, none for ok frames
+    assert sorted(p.name for p in (tmp_path / "truth" / "masks").iterdir()) == [f"defect_{i:04d}.png" for i in range(4)]
+    for it in defects:  # the mask marks where the image departs from the same frame drawn without its defect
+        image = cv2.imread(str(it.path), cv2.IMREAD_GRAYSCALE).astype(int)
+        mask = cv2.imread(str(it.mask_path), cv2.IMREAD_GRAYSCALE)
+        assert set(np.unique(mask)) == {0, 255}
+        index = int(it.path.stem.split("_")[1])
+        clean = np.random.default_rng([5, index, 1])
+        background = np.clip(surface(clean, (48, 80)), 0, 255).astype(int)
+        change = np.abs(image - background)
+        assert change[mask == 255].mean() > 3 * change[mask == 0].mean()
 
 
 def test_command_line_writes_jpeg_of_the_requested_size(tmp_path, capsys):
