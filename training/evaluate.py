@@ -21,7 +21,7 @@ import numpy as np
 from line_runtime.model import ModelLoadError, latest_version, load_model
 from surface_images.datasets import DatasetError, discover
 from training import metrics
-from training.frames import fit_to_frame
+from training.frames import fit_to_frame, fit_truth_to_frame
 from training.localise import LocalisationTally, try_load_defect_map
 
 REQUIRED_KEYS = ("roc_auc", "pr_auc", "accuracy", "recall", "precision", "false_positive_rate", "threshold", "n_images", "n_defective")
@@ -68,7 +68,7 @@ def evaluate(
             if image.shape != (height, width):
                 resized += 1
                 image = fit_to_frame(image, (height, width))  # as training did: aspect kept, mirror-padded
-                mask = None if mask is None else np.where(fit_to_frame(mask, (height, width)) > 0, 255, 0).astype(np.uint8)
+                mask = None if mask is None else fit_truth_to_frame(mask, (height, width))
             batch.append(image)
             masks.append(mask)
         frames = np.stack(batch)[..., np.newaxis]

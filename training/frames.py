@@ -81,8 +81,8 @@ def working_size(frame: tuple[int, int], max_pixels: int, multiple: int = SIDE_M
     return tuple(max(multiple, multiple * int(round(side * scale / multiple))) for side in (h, w))  # type: ignore[return-value]
 
 
-def fit_to_frame(image: np.ndarray, frame: tuple[int, int]) -> np.ndarray:
-    """An image of another size fitted into `frame`: shrunk only if too big, then mirror-padded."""
+def fit_to_frame(image: np.ndarray, frame: tuple[int, int], pad: str = "symmetric") -> np.ndarray:
+    """An image of another size fitted into `frame`: shrunk only if too big, then padded (mirrored, or `pad` for np.pad)."""
     h, w = image.shape
     fh, fw = frame
     if (h, w) == (fh, fw):
@@ -92,7 +92,17 @@ def fit_to_frame(image: np.ndarray, frame: tuple[int, int]) -> np.ndarray:
         image = cv2.resize(image, (max(1, min(fw, round(w * scale))), max(1, min(fh, round(h * scale)))), interpolation=cv2.INTER_AREA)
         h, w = image.shape
     top, left = (fh - h) // 2, (fw - w) // 2
-    return np.pad(image, ((top, fh - h - top), (left, fw - w - left)), mode="symmetric")
+    return np.pad(image, ((top, fh - h - top), (left, fw - w - left)), mode=pad)
+
+
+def fit_truth_to_frame(mask: np.ndarray, frame: tuple[int, int]) -> np.ndarray:
+    """A true defect mask (0/255) fitted as `fit_to_frame` fits its image, with the padding left clear.
+
+    The image's mirrored border repeats the defect, but a region found there lies outside the camera
+    frame, so scoring where a model points counts only the defect the frame really has. (Training
+    mirrors masks with their images instead: there the copy is a defect the network does see.)
+    """
+    return np.where(fit_to_frame(mask, frame, pad="constant") > 0, 255, 0).astype(np.uint8)
 
 
 def to_working_size(pixels: Any, model_size: tuple[int, int], downscale: str = "area") -> Any:

@@ -16,7 +16,7 @@ import numpy as np
 
 from surface_images.datasets import LabeledImage
 from training import metrics
-from training.frames import fit_to_frame
+from training.frames import fit_to_frame, fit_truth_to_frame
 from training.localise import LocalisationTally
 from training.overlays import overlay, png_data_uri
 
@@ -135,7 +135,7 @@ def _gallery(result: dict, labels: np.ndarray, scores: np.ndarray, items: Sequen
         mask = items[i].read_mask(image.shape)
         if tally is not None and image.shape != tally.frame_shape:
             image = fit_to_frame(image, tally.frame_shape)
-            mask = np.where(fit_to_frame(mask, tally.frame_shape) > 0, 255, 0).astype(np.uint8)
+            mask = fit_truth_to_frame(mask, tally.frame_shape)
         defect_map = tally.maps[i] if tally is not None else None
         localisation = tally.localisations[i] if tally is not None else None
         judged = scores[i] >= result["threshold"]

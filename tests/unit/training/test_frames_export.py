@@ -14,7 +14,7 @@ import pytest
 
 from line_runtime.model import load_model
 from training.export import ExportError, export_version, preflight
-from training.frames import camera_size, dominant_size, fit_to_frame, prepare, working_size
+from training.frames import camera_size, dominant_size, fit_to_frame, fit_truth_to_frame, prepare, working_size
 from training.tiny_model import tiny_scorer
 
 
@@ -49,6 +49,19 @@ def test_fit_to_frame_never_stretches():
     assert np.array_equal(centre[:, 0], centre[:, -1])  # same column pattern: not stretched
     small = np.arange(12, dtype=np.uint8).reshape(3, 4)
     assert np.array_equal(fit_to_frame(small, (5, 4))[1:4], small)  # smaller: padded, not enlarged
+
+
+def test_a_true_mask_fits_like_its_frame_but_its_mirrored_copies_are_not_truth():
+    mask = np.zeros((10, 20), np.uint8)
+    mask[0:2, 3:6] = 255  # a defect at the top edge: mirror padding repeats it above
+    image = np.where(mask > 0, 10, 200).astype(np.uint8)
+    frame = (16, 20)
+    fitted_image, truth = fit_to_frame(image, frame), fit_truth_to_frame(mask, frame)
+    assert fitted_image.shape == truth.shape == frame
+    assert (fitted_image[:3] == 10).any()  # the image's padding shows the defect again...
+    assert not truth[:3].any() and truth[3:5, 3:6].all() and truth.sum() == mask.sum()  # ...its truth does not
+    shrunk = fit_truth_to_frame(np.full((40, 20), 255, np.uint8), (10, 10))  # too tall: shrunk by 4 to 10x5, centred
+    assert set(np.unique(shrunk)) == {0, 255} and shrunk[:, 2:7].all() and not shrunk[:, :2].any() and not shrunk[:, 7:].any()
 
 
 @pytest.mark.parametrize("frame,model", [((90, 130), (60, 80)), ((40, 60), (64, 96)), ((128, 96), (64, 48)), ((100, 75), (100, 75))])
