@@ -124,7 +124,8 @@ def evaluate(
     if result["localization_hit_rate"] is not None:
         loc = result["localisation"]
         log(f"localisation: strongest region on the defect in {loc['hits']}/{loc['defective_with_mask']} masked defective frames "
-            f"(hit rate {loc['hit_rate']:.4f}; judged defect {loc['hit_rate_judged_defect']}); pixel ROC-AUC "
+            f"(hit rate {loc['hit_rate']:.4f}; judged defect {loc['hit_rate_judged_defect']}); highest cell "
+            f"{loc['peak_distance_px_median']:.0f} px from the defect (median), within one cell in {loc['peak_within_one_cell']:.0%}; pixel ROC-AUC "
             f"{loc['pixel_roc_auc']:.4f}  pixel AP {loc['pixel_ap']:.4f}  map {loc['map_size'][0]}x{loc['map_size'][1]}")
     log(f"report: {report_dir / 'report.html'}")
     return result

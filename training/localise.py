@@ -70,6 +70,22 @@ def frame_hit(localisation: Localisation, mask: np.ndarray) -> bool:
     return bool(np.any(mask[box.y : box.y + box.height, box.x : box.x + box.width]))
 
 
+def peak_distance(defect_map: np.ndarray, mask: np.ndarray) -> float:
+    """Frame pixels from the centre of the map's highest cell to the nearest true-defect pixel (0 on the defect).
+
+    The hit rate asks whether the strongest region's box touches the defect, and a box grows with
+    the region; this asks where the single strongest cell is, which a map trained from image-level
+    labels may put a few cells beside the defect.
+    """
+    rows, cols = np.asarray(defect_map).shape[:2]
+    row, col = np.unravel_index(int(np.argmax(np.asarray(defect_map).reshape(rows, cols))), (rows, cols))
+    y, x = (row + 0.5) * mask.shape[0] / rows, (col + 0.5) * mask.shape[1] / cols
+    ys, xs = np.nonzero(mask)
+    if mask[min(int(y), mask.shape[0] - 1), min(int(x), mask.shape[1] - 1)]:
+        return 0.0
+    return float(np.sqrt(np.min((ys + 0.5 - y) ** 2 + (xs + 0.5 - x) ** 2)))
+
+
 def cell_of_pixel(map_shape: tuple[int, int], frame_shape: tuple[int, int]) -> np.ndarray:
     """[H, W] index of the map cell covering each frame pixel (the geometry line_runtime.regions uses)."""
     (rows, cols), (height, width) = map_shape, frame_shape
@@ -101,7 +117,9 @@ def mask_box(mask: np.ndarray) -> Optional[tuple[int, int, int, int]]:
 
 DEFINITION = ("localization_hit_rate: share of the defective frames that have a true mask (all of them, whatever "
               "the verdict) whose strongest region (line_runtime.regions.find_regions on the model's map, at the frame's "
-              "size) holds at least one mask pixel; pixel_roc_auc / pixel_ap: the map upsampled to the frame (each pixel "
+              "size) holds at least one mask pixel; peak_distance_px_median: median over those frames of the distance "
+              "from the centre of the map's highest cell to the nearest mask pixel, in frame pixels (0 = on the defect), "
+              "peak_within_one_cell: the share of them where it is at most one cell's height; pixel_roc_auc / pixel_ap: the map upsampled to the frame (each pixel "
               "takes its cell's value) against the mask, over the pixels of masked defective frames and of ok frames")
 
 
@@ -122,6 +140,7 @@ class LocalisationTally:
         self._cells: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.frame_shape: tuple[int, int] = (0, 0)  # the model's input size: boxes are in these pixels
         self._box_fraction: list[float] = []  # strongest box area / frame area, over judged frames
+        self._peak_distance: list[float] = []  # peak_distance, over masked defective frames
 
     def add(self, defect_map: np.ndarray, label: int, mask: Optional[np.ndarray], frame_shape: tuple[int, int]) -> Localisation:
         """Regions of one frame's map; `mask` is the frame-size truth (None when unknown; all clear for ok frames)."""
@@ -137,6 +156,8 @@ class LocalisationTally:
         self.hits.append(frame_hit(loc, mask) if has_truth and label == 1 else None)
         if has_truth:
             self._cells.append(cell_pixel_counts(defect_map, mask))
+        if has_truth and label == 1:
+            self._peak_distance.append(peak_distance(defect_map, mask))
         if has_truth and label == 1 and loc.regions:
             box = loc.regions[0].box
             self._box_fraction.append(box.width * box.height / float(frame_shape[0] * frame_shape[1]))
@@ -162,6 +183,10 @@ class LocalisationTally:
             "hit_rate_judged_defect": hits_found / len(judged_found) if judged_found else None,
             # a box as big as the frame would always hit: the box size says the hits are earned
             "strongest_box_frame_share_median": float(np.median(self._box_fraction)) if self._box_fraction else None,
+            # where the single strongest cell is: frame pixels to the nearest defect pixel (0 = on it)
+            "peak_distance_px_median": float(np.median(self._peak_distance)) if self._peak_distance else None,
+            "peak_within_one_cell": (float(np.mean(np.array(self._peak_distance) <= self.frame_shape[0] / shape[0]))
+                                     if self._peak_distance else None),
             "pixel_roc_auc": metrics.weighted_roc_auc(values, pos, neg) if has_positive_pixels else None,
             "pixel_ap": metrics.weighted_average_precision(values, pos, neg) if has_positive_pixels else None,
             "misses": [files[i] for i in judged if not self.hits[i]],

@@ -23,7 +23,7 @@ from training.overlays import overlay, png_data_uri
 GALLERY_MAX = 24
 CORRECT_SAMPLE = 12
 LOCALISATION_ROWS = ("hit_rate", "defective_with_mask", "hits", "hit_rate_judged_defect", "judged_defect_with_mask",
-                     "strongest_box_frame_share_median", "pixel_roc_auc", "pixel_ap", "region_level", "max_regions", "map_size")
+                     "strongest_box_frame_share_median", "peak_distance_px_median", "peak_within_one_cell", "pixel_roc_auc", "pixel_ap", "region_level", "max_regions", "map_size")
 LEGEND = ("green box: strongest region; yellow: other regions; red outline: true mask; heat: the model's defect map")
 
 

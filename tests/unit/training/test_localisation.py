@@ -14,7 +14,7 @@ import pytest
 
 from line_runtime.regions import find_regions
 from training import metrics
-from training.localise import LocalisationTally, cell_pixel_counts, frame_hit, mask_box
+from training.localise import LocalisationTally, cell_pixel_counts, frame_hit, mask_box, peak_distance
 
 
 def test_weighted_pixel_scores_equal_the_scores_of_every_pixel():
@@ -57,6 +57,20 @@ def test_the_strongest_region_hits_when_its_box_holds_a_mask_pixel():
     assert not frame_hit(loc, mask)
 
 
+def test_peak_distance_is_zero_on_the_defect_and_counts_frame_pixels_to_it_elsewhere():
+    mask = np.zeros((40, 80), np.uint8)
+    mask[10:12, 40:50] = 255
+    cells = np.zeros((4, 8), np.float32)
+    cells[1, 4] = 1.0  # cell (1, 4): centre (15, 45) in the frame, 3.5 px below the mask's last row
+    assert peak_distance(cells, mask) == pytest.approx(np.hypot(3.5, 0.5))  # to the pixel centre (11.5, 45.5)
+    cells[:] = 0.0
+    cells[1, 4], cells[0, 4] = 0.5, 0.9  # cell (0, 4): centre (5, 45), a map [h, w, 1] works too
+    assert peak_distance(cells[..., None], mask) == pytest.approx(np.hypot(5.5, 0.5))
+    mask[15, 45] = 255
+    cells[1, 4] = 1.0
+    assert peak_distance(cells, mask) == 0.0  # the centre pixel is a defect pixel
+
+
 def test_tally_counts_masked_defects_whatever_the_verdict_and_says_which_missed():
     tally = LocalisationTally(level=0.5, max_regions=3)
     on, off = np.zeros((4, 4), np.float32), np.zeros((4, 4), np.float32)
@@ -72,6 +86,9 @@ def test_tally_counts_masked_defects_whatever_the_verdict_and_says_which_missed(
     assert (summary["judged_defect_with_mask"], summary["hit_rate_judged_defect"]) == (1, 1.0)
     assert summary["misses"] == ["b"] and summary["region_level"] == 0.5 and summary["map_size"] == [4, 4]
     assert summary["strongest_box_frame_share_median"] == pytest.approx(1 / 16)
+    # the highest cell: on the defect (0 px), or in the far corner cell, (35, 35) to the mask's (5.5, 5.5) pixel centre
+    assert summary["peak_distance_px_median"] == pytest.approx((0.0 + np.hypot(29.5, 29.5)) / 2)
+    assert summary["peak_within_one_cell"] == 0.5
     assert 0.5 < summary["pixel_roc_auc"] < 1.0
     empty = LocalisationTally().summary(np.zeros(0), np.zeros(0, bool), [])
     assert empty["hit_rate"] is None and empty["pixel_roc_auc"] is None and empty["region_level"] == 0.5
