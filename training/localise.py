@@ -73,12 +73,18 @@ def frame_hit(localisation: Localisation, mask: np.ndarray) -> bool:
 def peak_distance(defect_map: np.ndarray, mask: np.ndarray) -> float:
     """Frame pixels from the centre of the map's highest cell to the nearest true-defect pixel (0 on the defect).
 
+    Of several cells sharing the highest value, the one nearest their centroid counts.
+
     The hit rate asks whether the strongest region's box touches the defect, and a box grows with
     the region; this asks where the single strongest cell is, which a map trained from image-level
     labels may put a few cells beside the defect.
     """
     rows, cols = np.asarray(defect_map).shape[:2]
-    row, col = np.unravel_index(int(np.argmax(np.asarray(defect_map).reshape(rows, cols))), (rows, cols))
+    cells = np.asarray(defect_map, np.float64).reshape(rows, cols)
+    # A saturated map (sigmoid = 1.0) or a coarse view's block holds the maximum in several cells;
+    # argmax would always take the top-left one, so the tied cell nearest their centroid stands for them.
+    tied = np.argwhere(cells >= cells.max() - 1e-6)
+    row, col = tied[int(np.argmin(np.sum((tied - tied.mean(axis=0)) ** 2, axis=1)))]
     y, x = (row + 0.5) * mask.shape[0] / rows, (col + 0.5) * mask.shape[1] / cols
     ys, xs = np.nonzero(mask)
     if mask[min(int(y), mask.shape[0] - 1), min(int(x), mask.shape[1] - 1)]:

@@ -69,6 +69,9 @@ def test_peak_distance_is_zero_on_the_defect_and_counts_frame_pixels_to_it_elsew
     mask[15, 45] = 255
     cells[1, 4] = 1.0
     assert peak_distance(cells, mask) == 0.0  # the centre pixel is a defect pixel
+    cells[:] = 0.0
+    cells[0:3, 0:3] = 1.0  # a saturated 3x3 block: its middle cell (1, 1), centre (15, 15), stands for it
+    assert peak_distance(cells, mask) == pytest.approx(np.hypot(3.5, 25.5))  # to (11.5, 40.5), not from (5, 5)
 
 
 def test_tally_counts_masked_defects_whatever_the_verdict_and_says_which_missed():
