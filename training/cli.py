@@ -86,10 +86,6 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
     p.add_argument("--mil-top-k", type=int, default=None,
                    help="defective frames without a mask train their K highest defect-map cells towards 'defect' "
                         "(mean logit; ok frames keep their top cell), e.g. 4 (whole-frame recipe; default: plan, 1)")
-    p.add_argument("--rotation-consistency", type=float, default=None,
-                   help="weight of a loss that makes a mask-less defect's map turn with its frame (180 degrees), so its peak "
-                        "sits on the defect rather than beside it, e.g. 0.1; a second pass over those frames (whole-frame "
-                        "recipe; default: plan, 0 = off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", dest="fractions", type=_fractions, default=(0.6, 0.2, 0.2), help="stratified train,validation,holdout fractions")
     p.add_argument("--split-seed", type=int, default=0)

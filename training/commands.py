@@ -61,8 +61,7 @@ def _recipe(args: argparse.Namespace, name: str, plan=None):
                         schedule=src.schedule, mil_weight=getattr(src, "mil_weight", 0.0), balanced=getattr(src, "balanced", False),
                         ema=getattr(src, "ema", None) or 0.0, invert=getattr(src, "invert", None) or 0.0,
                         synthetic_stains=getattr(src, "synthetic_stains", None) or 0.0,
-                        scale_jitter=getattr(src, "scale_jitter", None) or 0.0, mil_top_k=getattr(src, "mil_top_k", None) or 1,
-                        rotation_consistency=getattr(src, "rotation_consistency", None) or 0.0)
+                        scale_jitter=getattr(src, "scale_jitter", None) or 0.0, mil_top_k=getattr(src, "mil_top_k", None) or 1)
     gate = GateLimits(args.gate_min_auc, args.gate_min_recall, args.gate_max_fpr)
     return Recipe(name=name, model=model, train=train, split=tuple(args.fractions), split_seed=args.split_seed, target_recall=args.target_recall,
                   max_fpr=args.max_fpr, gate=gate, litert=args.litert)

@@ -40,8 +40,6 @@ DEFAULT_CONTEXT = "none"
 DEFAULT_SYNTHETIC_STAINS = 0.0
 DEFAULT_SCALE_JITTER = 0.0
 DEFAULT_MIL_TOP_K = 1
-# Off until measured (docs/training.md, "Where an image-level model points").
-DEFAULT_ROTATION_CONSISTENCY = 0.0
 DEFAULT_DECISION_STAGES = 0
 # The whole-frame recipe's coarse view (segdec design, no brightness context): it raised the best
 # held-out recall at FPR <= 0.03 on all five soft-defect runs and kept blobs, scratches and DAGM
@@ -79,7 +77,6 @@ class Plan:
     max_minutes: float
     mil_weight: float
     mil_top_k: int  # cells a defective frame without a mask must light up (training/train.py: mil_loss_per_frame)
-    rotation_consistency: float  # weight of the turned-frame map agreement (training/train.py: rotation_consistency_per_frame)
     balanced: bool
     ema: float  # decay of the weight average that is validated and kept (training/train.py); 0 = the raw weights
     invert: float  # probability of training on a frame's negative (training/pipeline.py)
@@ -123,9 +120,7 @@ class Plan:
             + (f", negatives {self.invert:.0%} of the time" if self.invert else "")
             + (f", {self.synthetic_stains:g} synthetic stains per defect (ok frames, known masks)" if self.synthetic_stains else "")
             + (f", frames zoomed by up to {self.scale_jitter:.0%}" if self.scale_jitter else "")
-            + (f", multiple-instance loss on each defect's top {self.mil_top_k} cells" if self.mil_weight and self.mil_top_k > 1 else "")
-            + (f", defect maps kept consistent under a 180-degree turn (weight {self.rotation_consistency:g})"
-               if self.mil_weight and self.rotation_consistency else ""),
+            + (f", multiple-instance loss on each defect's top {self.mil_top_k} cells" if self.mil_weight and self.mil_top_k > 1 else ""),
             f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export"
             + ("; less if the whole command would pass 30 min)" if "max-minutes" in self.chosen else ")"),
             ("  fast        " + (f"a fast variant at {size(self.fast_size)} ({FAST_DOWNSCALE} downscale, up to {FAST_MAX_MINUTES:g} more min), "
@@ -190,7 +185,6 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         max_minutes=pick("max_minutes", 25.0 if crops else 20.0),
         mil_weight=0.0 if crops else 1.0,
         mil_top_k=pick("mil_top_k", DEFAULT_MIL_TOP_K),
-        rotation_consistency=pick("rotation_consistency", DEFAULT_ROTATION_CONSISTENCY),
         balanced=not crops,
         ema=pick("ema", DEFAULT_EMA),
         invert=pick("invert", DEFAULT_INVERT),
@@ -210,10 +204,6 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         raise ValueError(f"--scale-jitter {plan.scale_jitter:g}: expected the largest zoom change in [0, 0.5], e.g. 0.2 (0 = off)")
     if not 1 <= plan.mil_top_k <= 64:
         raise ValueError(f"--mil-top-k {plan.mil_top_k}: expected the number of defect-map cells in [1, 64], e.g. 4 (1 = the top cell)")
-    if not 0.0 <= plan.rotation_consistency <= 10.0:
-        raise ValueError(f"--rotation-consistency {plan.rotation_consistency:g}: expected a loss weight in [0, 10], e.g. 0.1 (0 = off)")
-    if plan.rotation_consistency and plan.crop:
-        raise ValueError(f"--rotation-consistency needs the whole-frame recipe (--crop 0); this plan trains on {plan.crop}x{plan.crop} crops")
     if not 0 <= plan.decision_stages <= MAX_DECISION_STAGES:  # stop here, before any image is prepared (build_models checks too)
         raise ValueError(f"--decision-stages {plan.decision_stages}: expected 0 to {MAX_DECISION_STAGES} extra stages of the decision head, "
                          "e.g. 2 (0 = off)")

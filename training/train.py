@@ -62,13 +62,6 @@ class TrainConfig:
     # Zoom augmentation (training/pipeline.py: rescale_and_shift): each training frame zoomed by a
     # factor up to 1 +- this about a random point. 0 = off.
     scale_jitter: float = 0.0
-    # Weight of the rotation-consistency loss (rotation_consistency_per_frame): a defective frame
-    # without a mask is also seen turned 180 degrees, and its defect map must be the first map turned
-    # likewise. The multiple-instance loss only asks for one high cell somewhere in reach of the
-    # defect, so a model may learn to light the cell a few cells beside it (measured 15-45 px off,
-    # each run its own way); a map that must turn with the frame can only agree with itself where
-    # the defect is. Costs a second pass over those frames. 0 = off.
-    rotation_consistency: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""
@@ -174,9 +167,6 @@ def train(
                 mil_frames = tf.maximum(1.0 - known, 1.0 - labels)
                 mil = mil_loss_per_frame(outputs[1], labels, train_config.mil_top_k)
                 mil_loss = tf.reduce_sum(mil * mil_frames) / tf.maximum(tf.reduce_sum(mil_frames), 1.0)
-                if train_config.rotation_consistency:
-                    mil_loss += train_config.rotation_consistency * _turned_map_disagreement(
-                        train_model, pixels, outputs[1], labels * (1.0 - known))
             loss = (cls_loss + train_config.seg_weight * seg_loss + train_config.mil_weight * mil_loss
                     + tf.add_n(train_model.losses or [tf.constant(0.0)]))
         grads = tape.gradient(loss, variables)
@@ -256,37 +246,6 @@ def mil_loss_per_frame(seg_logits: Any, labels: Any, top_k: int = 1) -> Any:
     evidence = tf.reduce_mean(tf.math.top_k(flat, k).values, axis=1)
     return (labels * tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(labels), evidence)
             + (1.0 - labels) * tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(labels), top))
-
-
-def rotation_consistency_per_frame(logits: Any, turned_back_logits: Any) -> Any:
-    """How far two defect maps of one frame disagree on where the defect is: per frame, >= 0.
-
-    Each map's logits become a distribution over the cells (softmax: where the map puts its
-    weight); the loss is their symmetric Kullback-Leibler divergence, so it is 0 for the same peak
-    and grows as the peaks part, whatever the maps' overall level.
-    """
-    import tensorflow as tf
-
-    first = tf.nn.log_softmax(tf.reshape(logits, [tf.shape(logits)[0], -1]), axis=1)
-    second = tf.nn.log_softmax(tf.reshape(turned_back_logits, [tf.shape(turned_back_logits)[0], -1]), axis=1)
-    return 0.5 * tf.reduce_sum((tf.exp(first) - tf.exp(second)) * (first - second), axis=1)
-
-
-def _turned_map_disagreement(train_model: Any, pixels: Any, logits: Any, weights: Any) -> Any:
-    """Mean rotation-consistency loss over the frames with weight 1 (mask-less defects), 0 if there are none.
-
-    Only those frames take the second pass. A batch without any still passes its first frame, at
-    weight 0, so the graph has one shape of work and batch normalisation never sees an empty batch.
-    """
-    import tensorflow as tf
-
-    count = tf.maximum(tf.cast(tf.reduce_sum(weights), tf.int32), 1)
-    chosen = tf.argsort(-weights, stable=True)[:count]
-    turned = tf.reverse(tf.gather(pixels, chosen), axis=[1, 2])
-    turned_back = tf.reverse(train_model(turned, training=True)[1], axis=[1, 2])
-    per_frame = rotation_consistency_per_frame(tf.gather(logits, chosen), turned_back)
-    kept = tf.gather(weights, chosen)
-    return tf.reduce_sum(per_frame * kept) / tf.maximum(tf.reduce_sum(kept), 1.0)
 
 
 class _WeightAverage:

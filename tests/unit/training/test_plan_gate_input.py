@@ -95,24 +95,9 @@ def test_an_option_out_of_range_stops_the_plan_and_names_it():
     labels, sizes = [1] * 30 + [0] * 30, [(64, 96)] * 60
     for bad, message in ((("--ema", "1"), "--ema 1: expected the decay"), (("--invert", "1.5"), "--invert 1.5: expected a probability"),
                          (("--scale-jitter", "0.8"), "--scale-jitter 0.8: expected the largest zoom change"),
-                         (("--mil-top-k", "0"), "--mil-top-k 0: expected the number of defect-map cells"),
-                         (("--rotation-consistency", "-1"), "--rotation-consistency -1: expected a loss weight"),
-                         (("--rotation-consistency", "0.1", "--crop", "32"), "--rotation-consistency needs the whole-frame recipe")):
+                         (("--mil-top-k", "0"), "--mil-top-k 0: expected the number of defect-map cells")):
         with pytest.raises(ValueError, match=message):
             make_plan(_train_args(*bad), labels, sizes, masks=0)
-
-
-def test_rotation_consistency_is_off_by_default_and_a_given_weight_reaches_the_plan_and_the_training():
-    from training.commands import _recipe
-
-    labels, sizes = [1] * 30 + [0] * 30, [(64, 96)] * 60
-    default = make_plan(_train_args(), labels, sizes, masks=0)
-    assert default.rotation_consistency == 0.0 and "180-degree" not in "\n".join(default.lines())
-    args = _train_args("--rotation-consistency", "0.1")
-    given = make_plan(args, labels, sizes, masks=0)
-    assert "defect maps kept consistent under a 180-degree turn (weight 0.1)" in "\n".join(given.lines())
-    assert "rotation-consistency" not in given.chosen and given.as_dict()["rotation_consistency"] == 0.1
-    assert _recipe(args, "m", given).train.rotation_consistency == 0.1
 
 
 def test_train_plan_prints_and_trains_nothing(tmp_path, capsys):

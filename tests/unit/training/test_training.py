@@ -276,50 +276,6 @@ def test_scale_jitter_zooms_the_frame_and_its_mask_together_within_the_limit(cha
         BatchSampler(data, 1, 8, None, seed=3, scale_jitter=1.5)
 
 
-def test_rotation_consistency_is_zero_where_two_maps_agree_and_pulls_parted_peaks_together():
-    """--rotation-consistency: the loss ignores the maps' level, grows as their peaks part, and moves each towards the other."""
-    import tensorflow as tf
-
-    from training.train import rotation_consistency_per_frame
-
-    def peaked(row, col):
-        cells = np.full((1, 6, 8, 1), -5.0, np.float32)
-        cells[0, row, col] = 5.0
-        return cells
-
-    same = rotation_consistency_per_frame(tf.constant(peaked(2, 3)), tf.constant(peaked(2, 3) + 3.0)).numpy()
-    near = rotation_consistency_per_frame(tf.constant(peaked(2, 3)), tf.constant(peaked(2, 4))).numpy()
-    back = rotation_consistency_per_frame(tf.constant(peaked(2, 4)), tf.constant(peaked(2, 3))).numpy()
-    assert np.allclose(same, 0.0, atol=1e-6) and near[0] > 5.0 and np.allclose(near, back)  # symmetric
-    first = tf.Variable(peaked(2, 3))
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(rotation_consistency_per_frame(first, tf.constant(peaked(2, 4))))
-    grad = tape.gradient(loss, first).numpy()[0, ..., 0]
-    assert grad[2, 3] > 0 and grad[2, 4] < 0  # descent lowers its own peak and raises the other map's cell
-
-
-def test_the_turned_frame_loss_is_zero_for_a_map_that_turns_with_its_frame_and_only_counts_maskless_defects():
-    import tensorflow as tf
-    import tf_keras as keras
-
-    from training.train import _turned_map_disagreement
-
-    def model(map_of):
-        pixels = keras.Input((None, None, 1))
-        logits = keras.layers.Lambda(map_of)(pixels)
-        return keras.Model(pixels, [keras.layers.GlobalMaxPooling2D()(logits), logits])
-
-    frames = np.random.default_rng(0).normal(size=(3, 6, 8, 1)).astype(np.float32)
-    turns_along = model(lambda x: 4.0 * x)  # a map that is the frame itself: turns exactly with it
-    shifted = model(lambda x: 4.0 * tf.roll(x, shift=1, axis=2))  # a map one cell beside what it saw
-    weights = tf.constant([0.0, 1.0, 1.0])  # frame 0: an ok frame (or a defect with a mask)
-    logits_of = lambda m: m(tf.constant(frames), training=True)[1]  # noqa: E731
-    assert abs(float(_turned_map_disagreement(turns_along, frames, logits_of(turns_along), weights))) < 1e-5
-    assert float(_turned_map_disagreement(shifted, frames, logits_of(shifted), weights)) > 0.1
-    # no mask-less defect in the batch: nothing counts, and nothing breaks
-    assert float(_turned_map_disagreement(shifted, frames, logits_of(shifted), tf.zeros(3))) == 0.0
-
-
 def test_mil_top_k_lifts_a_defects_k_best_cells_and_keeps_the_ok_frames_top_cell():
     """--mil-top-k: a defective frame's loss reaches its k highest cells; an ok frame's only its top cell; k=1 is the old loss."""
     import tensorflow as tf
