@@ -56,9 +56,9 @@ def try_load_defect_map(version_dir: Path) -> Optional[Callable[[np.ndarray], np
 
 
 def peak_in_frame(version_dir: Path, defect_map: np.ndarray) -> tuple[int, int]:
-    """(row, column) in frame pixels of the centre of the map's highest cell."""
+    """(row, column) in frame pixels of the centre of the map's highest cell (`peak_cell`)."""
     meta = read_metadata(Path(version_dir))
-    row, col = np.unravel_index(int(np.argmax(defect_map)), defect_map.shape)
+    row, col = peak_cell(defect_map)
     return (int((row + 0.5) * meta.input_height / defect_map.shape[0]), int((col + 0.5) * meta.input_width / defect_map.shape[1]))
 
 
@@ -70,21 +70,28 @@ def frame_hit(localisation: Localisation, mask: np.ndarray) -> bool:
     return bool(np.any(mask[box.y : box.y + box.height, box.x : box.x + box.width]))
 
 
-def peak_distance(defect_map: np.ndarray, mask: np.ndarray) -> float:
-    """Frame pixels from the centre of the map's highest cell to the nearest true-defect pixel (0 on the defect).
+def peak_cell(defect_map: np.ndarray) -> tuple[int, int]:
+    """(row, column) of the map's highest cell ([h', w'] or [h', w', 1]).
 
-    Of several cells sharing the highest value, the one nearest their centroid counts.
+    A saturated map (sigmoid = 1.0) or a coarse view's block holds the maximum in several cells;
+    argmax would always take the top-left one, so the tied cell nearest their centroid stands for them.
+    """
+    rows, cols = np.asarray(defect_map).shape[:2]
+    cells = np.asarray(defect_map, np.float64).reshape(rows, cols)
+    tied = np.argwhere(cells >= cells.max() - 1e-6)
+    row, col = tied[int(np.argmin(np.sum((tied - tied.mean(axis=0)) ** 2, axis=1)))]
+    return int(row), int(col)
+
+
+def peak_distance(defect_map: np.ndarray, mask: np.ndarray) -> float:
+    """Frame pixels from the centre of the map's highest cell (`peak_cell`) to the nearest true-defect pixel (0 on it).
 
     The hit rate asks whether the strongest region's box touches the defect, and a box grows with
     the region; this asks where the single strongest cell is, which a map trained from image-level
     labels may put a few cells beside the defect.
     """
     rows, cols = np.asarray(defect_map).shape[:2]
-    cells = np.asarray(defect_map, np.float64).reshape(rows, cols)
-    # A saturated map (sigmoid = 1.0) or a coarse view's block holds the maximum in several cells;
-    # argmax would always take the top-left one, so the tied cell nearest their centroid stands for them.
-    tied = np.argwhere(cells >= cells.max() - 1e-6)
-    row, col = tied[int(np.argmin(np.sum((tied - tied.mean(axis=0)) ** 2, axis=1)))]
+    row, col = peak_cell(defect_map)
     y, x = (row + 0.5) * mask.shape[0] / rows, (col + 0.5) * mask.shape[1] / cols
     ys, xs = np.nonzero(mask)
     if mask[min(int(y), mask.shape[0] - 1), min(int(x), mask.shape[1] - 1)]:
