@@ -93,9 +93,9 @@ def peak_distance(defect_map: np.ndarray, mask: np.ndarray) -> float:
     rows, cols = np.asarray(defect_map).shape[:2]
     row, col = peak_cell(defect_map)
     y, x = (row + 0.5) * mask.shape[0] / rows, (col + 0.5) * mask.shape[1] / cols
-    ys, xs = np.nonzero(mask)
     if mask[min(int(y), mask.shape[0] - 1), min(int(x), mask.shape[1] - 1)]:
         return 0.0
+    ys, xs = np.nonzero(mask)
     return float(np.sqrt(np.min((ys + 0.5 - y) ** 2 + (xs + 0.5 - x) ** 2)))
 
 
@@ -171,9 +171,9 @@ class LocalisationTally:
             self._cells.append(cell_pixel_counts(defect_map, mask))
         if has_truth and label == 1:
             self._peak_distance.append(peak_distance(defect_map, mask))
-        if has_truth and label == 1 and loc.regions:
-            box = loc.regions[0].box
-            self._box_fraction.append(box.width * box.height / float(frame_shape[0] * frame_shape[1]))
+            if loc.regions:
+                box = loc.regions[0].box
+                self._box_fraction.append(box.width * box.height / float(frame_shape[0] * frame_shape[1]))
         return loc
 
     def summary(self, labels: np.ndarray, judged_defect: np.ndarray, files: list[str]) -> dict:
