@@ -11,6 +11,8 @@ Rules (documented in docs/training.md, recorded in metadata.json `architecture`)
   a few giant images do not blow the frame up. Images of another size are fitted into it
   keeping their aspect ratio: shrunk (area) only when they do not fit, never enlarged, then padded
   by mirroring the surface (no stretching, no black bars that a model could learn as a cue).
+  The rule is `line_runtime.framing.fit_to_frame`, so the worker's size policy `fit` applies the
+  very same one to a live frame of another size.
 * **Working size** = the camera size scaled by one factor `s` (aspect kept):
   `s = min(1, sqrt(max_pixels / (H*W)))`, enlarged so the short side is at least
   `MIN_SHORT_SIDE`, each side then rounded to a multiple of `SIDE_MULTIPLE` (aspect changes by
@@ -31,8 +33,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
+
+from line_runtime.framing import fit_to_frame
 
 MIN_SHORT_SIDE = 64  # below this the stride-8 feature map has too few cells to pool over
 # Working sides are multiples of the backbone's stride, so that the defect map has exactly
@@ -79,20 +82,6 @@ def working_size(frame: tuple[int, int], max_pixels: int, multiple: int = SIDE_M
     scale = min(1.0, float(np.sqrt(max_pixels / float(h * w))))
     scale = max(scale, MIN_SHORT_SIDE / float(min(h, w)))
     return tuple(max(multiple, multiple * int(round(side * scale / multiple))) for side in (h, w))  # type: ignore[return-value]
-
-
-def fit_to_frame(image: np.ndarray, frame: tuple[int, int], pad: str = "symmetric") -> np.ndarray:
-    """An image of another size fitted into `frame`: shrunk only if too big, then padded (mirrored, or `pad` for np.pad)."""
-    h, w = image.shape
-    fh, fw = frame
-    if (h, w) == (fh, fw):
-        return image
-    scale = min(1.0, fh / h, fw / w)
-    if scale < 1.0:
-        image = cv2.resize(image, (max(1, min(fw, round(w * scale))), max(1, min(fh, round(h * scale)))), interpolation=cv2.INTER_AREA)
-        h, w = image.shape
-    top, left = (fh - h) // 2, (fw - w) // 2
-    return np.pad(image, ((top, fh - h - top), (left, fw - w - left)), mode=pad)
 
 
 def fit_truth_to_frame(mask: np.ndarray, frame: tuple[int, int]) -> np.ndarray:

@@ -26,6 +26,7 @@ from line_contracts.frame import (
     MissingHeaderError,
     UnknownEncodingError,
 )
+from line_runtime.framing import fit_to_frame, stretch_to_frame
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_IEND = b"IEND\xaeB`\x82"
@@ -40,17 +41,28 @@ class DecodeLimits:
     max_frame_pixels: int
     input_height: int
     input_width: int
-    resize_mismatched: bool  # size_mismatch_policy == "resize"
+    size_policy: str  # WORKER_SIZE_MISMATCH_POLICY: fit, resize or reject (line_runtime/framing.py)
     max_jpeg_scans: int = 64
 
 
 @dataclass(frozen=True)
 class DecodedFrame:
-    """A frame ready for the model: uint8 [input_height, input_width]."""
+    """A frame ready for the model: `image` uint8 [input_height, input_width].
+
+    `camera` is the frame as the camera sent it when its size differs from the model's (fitted or
+    stretched into `image`), so a hot reload to another input size starts again from the camera's
+    pixels and the evidence overlay shows them; None when `image` is the camera frame itself.
+    """
 
     headers: FrameHeaders
     image: np.ndarray
     decode_seconds: float
+    camera: Optional[np.ndarray] = None
+
+    @property
+    def camera_image(self) -> np.ndarray:
+        """The frame in the camera's own pixels."""
+        return self.image if self.camera is None else self.camera
 
 
 @dataclass(frozen=True)
@@ -86,13 +98,13 @@ def decode_frame(value: Optional[bytes], kafka_headers: Sequence[Tuple[str, byte
             raise FrameRejected(DeadLetterReason.KEY_TOO_LARGE, f"record key has {len(key)} bytes; a frame's key is "
                                 f"its camera id, at most {MAX_KEY_BYTES} bytes")
         headers = _parse_headers(value, kafka_headers, limits)
-        image = _decode(value, headers, limits)
-        image = fit_to_model(image, limits.input_height, limits.input_width, limits.resize_mismatched)
+        camera = _decode(value, headers, limits)
+        image = fit_to_model(camera, limits.input_height, limits.input_width, limits.size_policy)
     except FrameRejected as rej:
         return Rejected(rej.reason, str(rej), headers)
     except Exception as exc:  # an OpenCV corner case must dead-letter the frame, not kill the worker
         return Rejected(DeadLetterReason.UNDECODABLE, f"decoder error: {exc!r}", headers)
-    return DecodedFrame(headers, image, time.perf_counter() - start)
+    return DecodedFrame(headers, image, time.perf_counter() - start, None if image is camera else camera)
 
 
 def _parse_headers(value, kafka_headers, limits: DecodeLimits) -> FrameHeaders:
@@ -223,17 +235,18 @@ def jpeg_scan_count(value: bytes) -> int:
     return scans
 
 
-def fit_to_model(image: np.ndarray, input_height: int, input_width: int, resize_mismatched: bool) -> np.ndarray:
-    """The image at the model input size: unchanged, resized (policy resize) or FrameRejected (policy reject).
+def fit_to_model(image: np.ndarray, input_height: int, input_width: int, size_policy: str) -> np.ndarray:
+    """The image at the model input size: unchanged, fitted or stretched (by policy), or FrameRejected (reject).
 
     The worker's one resize path: at decode time, and again when a hot reload changed the input size.
+    `fit` is training's own rule for images of another size (line_runtime/framing.py).
     """
     height, width = image.shape
     if (height, width) == (input_height, input_width):
         return image
-    if not resize_mismatched:
-        raise FrameRejected(DeadLetterReason.SIZE_MISMATCH, f"frame is {width}x{height}, the model takes "
-                            f"{input_width}x{input_height} and WORKER_SIZE_MISMATCH_POLICY=reject")
-    # INTER_AREA averages when shrinking (no aliasing of fine texture), INTER_LINEAR when enlarging.
-    shrink = width * height > input_width * input_height
-    return cv2.resize(image, (input_width, input_height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if size_policy == "fit":
+        return fit_to_frame(image, (input_height, input_width))
+    if size_policy == "resize":
+        return stretch_to_frame(image, (input_height, input_width))
+    raise FrameRejected(DeadLetterReason.SIZE_MISMATCH, f"frame is {width}x{height}, the model takes "
+                        f"{input_width}x{input_height} and WORKER_SIZE_MISMATCH_POLICY={size_policy}")

@@ -36,7 +36,7 @@ class DecodePool:
         if limits is None:
             s = self._s
             limits = self._limits[size] = DecodeLimits(s.max_frame_bytes, s.max_frame_pixels, size[0], size[1],
-                                                       s.size_mismatch_policy == "resize", s.max_jpeg_scans)
+                                                       s.size_mismatch_policy, s.max_jpeg_scans)
         return limits
 
     def submit(self, value: Optional[bytes], headers: Sequence[Tuple[str, bytes]],

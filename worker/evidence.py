@@ -27,6 +27,7 @@ import numpy as np
 from line_contracts.events import DefectEvent, Evidence, EvidenceStatus, Localisation, Verdict
 from line_contracts.evidence import EVENT_NAME, OVERLAY_NAME, evidence_prefix, frame_object_name
 from line_contracts.frame import Encoding
+from line_runtime.framing import Placement
 from worker.batching import WorkItem
 from worker.decode import DecodedFrame
 from worker.metrics import EvidenceMetrics
@@ -54,6 +55,7 @@ class _Pending:
     localisation: Optional[Localisation]
     event_json: bytes
     claimed_mono: float
+    placement: Optional[Placement] = None  # where the frame lies in the map's model input
     overlay: Optional[bytes] = field(default=None)  # rendered once, kept across retries
 
 
@@ -91,18 +93,23 @@ class EvidenceWriter:
 
     # -- inference thread ---------------------------------------------------------------------
     def on_judged(self, event: DefectEvent, item: WorkItem, frame: DecodedFrame,
-                  defect_map: Optional[np.ndarray]) -> DefectEvent:
+                  defect_map: Optional[np.ndarray], placement: Optional[Placement] = None) -> DefectEvent:
         """The inference loop's hook (worker.inference.JudgedHook): claim() with the frame's parts."""
         h = frame.headers
         try:
-            return self.claim(event, item.value or b"", frame.image, h.height, h.width, h.encoding, defect_map)
+            return self.claim(event, item.value or b"", frame.camera_image, h.height, h.width, h.encoding, defect_map,
+                              placement)
         except Exception:  # noqa: BLE001 - evidence must never cost a frame its result event
             log.exception("evidence of %s could not be claimed; the event goes out without it", event.event_id)
             return event
 
     def claim(self, event: DefectEvent, frame_bytes: bytes, image: np.ndarray, frame_height: int, frame_width: int,
-              encoding: Encoding, defect_map: Optional[np.ndarray] = None) -> DefectEvent:
-        """The event, with its evidence keys when this frame keeps evidence (and the objects queued)."""
+              encoding: Encoding, defect_map: Optional[np.ndarray] = None,
+              placement: Optional[Placement] = None) -> DefectEvent:
+        """The event, with its evidence keys when this frame keeps evidence (and the objects queued).
+
+        `placement`: where the frame lies in the model input the map covers; None when the map covers the frame.
+        """
         if event.verdict is not Verdict.DEFECT and not sampled(event.event_id, self._sample_ok):
             return event
         f = event.frame
@@ -116,7 +123,7 @@ class EvidenceWriter:
             # An ok frame's map points at nothing the model reported: its overlay is the plain frame.
             shown_map = defect_map if event.verdict is Verdict.DEFECT else None
             pending = _Pending(prefix, frame_name, Encoding(encoding), frame_bytes, image, frame_height, frame_width,
-                               shown_map, event.localisation, event.to_json_bytes(), self._clock())
+                               shown_map, event.localisation, event.to_json_bytes(), self._clock(), placement)
             try:
                 self._queue.put_nowait(pending)
                 self._metrics.queue_depth.set(self._queue.qsize())
@@ -206,7 +213,7 @@ class EvidenceWriter:
                 p.overlay = p.frame_bytes  # nothing to draw: the camera's PNG is the plain picture
             else:
                 p.overlay = render_overlay(p.image, p.frame_height, p.frame_width, p.defect_map, p.localisation,
-                                           self._overlay_max_side)
+                                           self._overlay_max_side, p.placement)
         put = self._client.put_object
         put(Bucket=self.bucket, Key=p.prefix + p.frame_name, Body=p.frame_bytes, ContentType=_CONTENT_TYPE[p.encoding])
         put(Bucket=self.bucket, Key=p.prefix + OVERLAY_NAME, Body=p.overlay, ContentType="image/png")

@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from line_contracts.events import DeadLetterReason, DefectEvent, Verdict
+from line_runtime.framing import Placement, place
 from worker.batching import Batch, Batcher, WorkItem
 from worker.decode import DecodedFrame, FrameRejected, Rejected, fit_to_model
 from worker.halts import JudgingHalts
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 # (event, its work item, the decoded frame, the frame's defect map [h', w'] or None) -> the event to publish
 # (e.g. with evidence keys added). Runs on the inference thread for every judged frame: keep it short.
-JudgedHook = Callable[[DefectEvent, WorkItem, DecodedFrame, Optional[np.ndarray]], DefectEvent]
+# (event, item, frame, its defect map over the model input, where the frame lies in that input) -> event
+JudgedHook = Callable[[DefectEvent, WorkItem, DecodedFrame, Optional[np.ndarray], Placement], DefectEvent]
 
 
 class ModelFailure(RuntimeError):
@@ -44,7 +46,7 @@ class InferenceLoop:
     """Runs on its own thread; the only thread that calls the model and (in exactly-once mode) the producer."""
 
     def __init__(self, pipeline: Pipeline, batcher: Batcher, models: ModelManager, factory: RecordFactory,
-                 buckets: list[int], resize_mismatched: bool, halts: JudgingHalts,
+                 buckets: list[int], size_policy: str, halts: JudgingHalts,
                  regions: Optional[RegionFinder] = None, on_judged: Optional[JudgedHook] = None):
         self._batcher = batcher
         self._models = models
@@ -54,7 +56,7 @@ class InferenceLoop:
         self._metrics = pipeline.metrics
         self._health = pipeline.health
         self._buckets = sorted(buckets)
-        self._resize = resize_mismatched
+        self._size_policy = size_policy  # WORKER_SIZE_MISMATCH_POLICY
         self._batch_lock = pipeline.batch_lock
         self._halts = halts
         self._regions = regions or RegionFinder(max_regions=0)
@@ -101,8 +103,9 @@ class InferenceLoop:
         for item, frame in batch.frames:
             if not self._live(item):
                 continue
-            try:  # a hot reload may have changed the input size since the frame was decoded
-                image = fit_to_model(frame.image, model.input_height, model.input_width, self._resize)
+            try:  # a hot reload may have changed the input size since the frame was decoded: refit the camera's pixels
+                image = frame.image if frame.image.shape == (model.input_height, model.input_width) else \
+                    fit_to_model(frame.camera_image, model.input_height, model.input_width, self._size_policy)
             except FrameRejected as rej:
                 rejected.append((item, Rejected(rej.reason, f"{rej} (model v{model.version})", frame.headers)))
             except Exception as exc:  # noqa: BLE001 - one frame's failure is that frame's dead letter
@@ -132,14 +135,15 @@ class InferenceLoop:
                 event = self._factory.event(item, frame, float(score), model, inferred_ns, inference_s * 1000.0,
                                             len(good))
                 cell = None
+                height, width = frame.headers.height, frame.headers.width  # regions are in camera pixels
+                placement = place((height, width), (model.input_height, model.input_width), self._size_policy)
                 if event.verdict is Verdict.DEFECT and defect_map is not None:
-                    height, width = frame.headers.height, frame.headers.width  # regions are in camera pixels
-                    localisation = self._regions.locate(defect_map, height, width)
+                    localisation = self._regions.locate(defect_map, placement)
                     if localisation is not None:
                         event = event.model_copy(update={"localisation": localisation})
                         cell = strongest_cell(localisation, height, width)
                 if self._on_judged is not None:
-                    event = self._on_judged(event, item, frame, defect_map)
+                    event = self._on_judged(event, item, frame, defect_map, placement)
                 rec = self._factory.record(item, event)
             except Exception as exc:  # noqa: BLE001 - e.g. a header value the result contract refuses
                 records.append(self._factory.dead_letter(item, DeadLetterReason.EVENT_INVALID,

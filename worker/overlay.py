@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from line_contracts.events import Localisation
+from line_runtime.framing import Placement
 
 HEAT_LEVELS = 4             # map 0..1 shown in 4 steps: none, low, high, peak
 _HEAT_ALPHA = 0.45          # how much of the heat colour covers the frame at the highest step
@@ -55,8 +56,14 @@ def overlay_size(frame_height: int, frame_width: int, max_side: int = 0) -> tupl
 
 
 def render_overlay(image: np.ndarray, frame_height: int, frame_width: int, defect_map: Optional[np.ndarray],
-                   localisation: Optional[Localisation], max_side: int = 0) -> bytes:
-    """PNG bytes of the frame with the map's heat (when there is a map) and the region boxes (when any)."""
+                   localisation: Optional[Localisation], max_side: int = 0,
+                   placement: Optional[Placement] = None) -> bytes:
+    """PNG bytes of the frame with the map's heat (when there is a map) and the region boxes (when any).
+
+    `placement`: where the frame lay in the model input the map covers (a frame fitted with a
+    mirrored border); the heat then shows only the frame's own part of the map. None: the map
+    covers the frame.
+    """
     height, width = overlay_size(frame_height, frame_width, max_side)
     gray = np.asarray(image, np.uint8)
     if gray.shape != (height, width):
@@ -65,6 +72,11 @@ def render_overlay(image: np.ndarray, frame_height: int, frame_width: int, defec
     index = np.minimum(gray >> 2, _GREYS - 1)
     if defect_map is not None and np.size(defect_map):
         cells = np.nan_to_num(np.asarray(defect_map, np.float32), nan=0.0).clip(0.0, 1.0)
+        if placement is not None and (placement.height, placement.width) != (placement.input_height,
+                                                                             placement.input_width):
+            over_input = cv2.resize(cells, (placement.input_width, placement.input_height),
+                                    interpolation=cv2.INTER_LINEAR)
+            cells = np.ascontiguousarray(placement.crop_content(over_input))
         level = cv2.resize(cells, (width, height), interpolation=cv2.INTER_LINEAR)
         heat = (level * (HEAT_LEVELS - 1) + 0.5).astype(np.uint8)
         index = index + (heat << 6)

@@ -89,7 +89,7 @@ def build_parts(settings: WorkerSettings, models: ModelManager, metrics: WorkerM
     batcher = Batcher(pipeline.items, s.max_batch_size, s.max_batch_wait_ms, decode_timeout_s=s.decode_timeout_s,
                       on_decode_timeout=decoder.replace_stuck)
     inference = InferenceLoop(pipeline, batcher, models,
-                              factory, s.batch_buckets(), s.size_mismatch_policy == "resize", halts,
+                              factory, s.batch_buckets(), s.size_mismatch_policy, halts,
                               regions=RegionFinder(s.max_regions, s.region_level),
                               on_judged=evidence.on_judged if evidence is not None else None)
     return WorkerParts(pipeline, decoder, loop, inference, evidence)

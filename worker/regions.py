@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from line_contracts.events import Localisation
+from line_runtime.framing import Placement
 from line_runtime.regions import find_regions, grid_cell
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,16 @@ class RegionFinder:
         """Whether the inference loop should ask the model for its maps at all."""
         return self.max_regions > 0
 
-    def locate(self, defect_map: Optional[np.ndarray], frame_height: int, frame_width: int) -> Optional[Localisation]:
-        """The regions of one map [h', w'] in frame pixels; None when off, without a map, or if the map is unusable."""
+    def locate(self, defect_map: Optional[np.ndarray], placement: Placement) -> Optional[Localisation]:
+        """The regions of one map [h', w'] in frame pixels; None when off, without a map, or if the map is unusable.
+
+        `placement`: where the frame lies in the model input the map covers (line_runtime/framing.py).
+        """
         if not self.enabled or defect_map is None:
             return None
         try:
-            return find_regions(defect_map, frame_height, frame_width, self.level, self.max_regions)
+            return find_regions(defect_map, placement.frame_height, placement.frame_width, self.level,
+                                self.max_regions, placement)
         except ValueError as exc:  # a malformed map costs the event its regions, never the verdict
             if not self._warned:
                 self._warned = True

@@ -73,10 +73,11 @@ class WorkerSettings(KafkaClientSettings):
     max_label_values: int = Field(100, ge=1, le=100_000, description="Distinct line and camera ids used as metric "
                                   "labels (each); frames of further ids are counted under 'other', invalid ids "
                                   "under 'unknown'.")
-    size_mismatch_policy: Literal["resize", "reject"] = Field(
-        "resize", description="A frame whose size differs from the model input: resize (area interpolation when "
-                              "shrinking, linear when enlarging; aspect ratio not kept) or reject (dead-letter as "
-                              "size_mismatch).")
+    size_mismatch_policy: Literal["fit", "resize", "reject"] = Field(
+        "fit", description="A frame whose size differs from the model input: fit (training's rule: aspect kept, "
+                           "shrunk by area averaging only if too big, never enlarged, centred with a mirrored "
+                           "border; regions exclude the border), resize (stretched to the input size, aspect not "
+                           "kept: the rule before 2026-12-04) or reject (dead-letter as size_mismatch).")
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once", description="at_least_once: commit offsets after results are acknowledged (a crash may "
                                      "repeat results). exactly_once: results, dead letters and offsets in one Kafka "

@@ -63,8 +63,8 @@ def decode_only(records: list[tuple], threads: int, size: tuple[int, int] = (512
     from worker.decode import DecodedFrame, DecodeLimits, decode_frame
     from worker.settings import WorkerSettings
     defaults = {k: f.default for k, f in WorkerSettings.model_fields.items()}
-    limits = DecodeLimits(defaults["max_frame_bytes"], defaults["max_frame_pixels"], size[0], size[1], True,
-                          defaults["max_jpeg_scans"])
+    limits = DecodeLimits(defaults["max_frame_bytes"], defaults["max_frame_pixels"], size[0], size[1],
+                          defaults["size_mismatch_policy"], defaults["max_jpeg_scans"])
 
     def one(record):
         return decode_frame(record[0], record[1], limits, record[2])

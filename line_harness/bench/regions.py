@@ -56,7 +56,8 @@ def offline_scores(records: list[tuple], model_dir: Path, size: tuple[int, int])
     from worker.decode import DecodedFrame, DecodeLimits, decode_frame
     from worker.settings import WorkerSettings
     d = {k: f.default for k, f in WorkerSettings.model_fields.items()}
-    limits = DecodeLimits(d["max_frame_bytes"], d["max_frame_pixels"], size[0], size[1], True, d["max_jpeg_scans"])
+    limits = DecodeLimits(d["max_frame_bytes"], d["max_frame_pixels"], size[0], size[1], d["size_mismatch_policy"],
+                          d["max_jpeg_scans"])
     model = load_model(model_dir / "1", backend="litert")
     images = []
     for value, headers, key in records:
@@ -105,7 +106,8 @@ def in_process(records: list[tuple], model_dir: Path, size: tuple[int, int], bat
     from worker.decode import DecodeLimits, decode_frame
     from worker.settings import WorkerSettings
     d = {k: f.default for k, f in WorkerSettings.model_fields.items()}
-    limits = DecodeLimits(d["max_frame_bytes"], d["max_frame_pixels"], size[0], size[1], True, d["max_jpeg_scans"])
+    limits = DecodeLimits(d["max_frame_bytes"], d["max_frame_pixels"], size[0], size[1], d["size_mismatch_policy"],
+                          d["max_jpeg_scans"])
     decoded = [decode_frame(v, h, limits, k) for v, h, k in records]
     images = np.stack([f.image for f in decoded])[..., None]
     model = load_model(Path(model_dir) / "1", backend="litert")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from line_contracts.events import Box, DefectEvent
+from line_runtime.framing import place
 from line_runtime.regions import find_regions, grid_cell
 
 
@@ -64,3 +65,27 @@ def test_a_version_1_event_still_reads_and_boxes_overlap_as_rectangles():
     a = Box(x=0, y=0, width=10, height=10)
     assert a.overlaps(Box(x=9, y=9, width=5, height=5))
     assert not a.overlaps(Box(x=10, y=0, width=5, height=5))
+
+
+def test_a_fitted_frame_gets_boxes_in_its_own_pixels_and_none_in_the_mirrored_border():
+    where = place((32, 64), (64, 64), "fit")  # the frame is input rows 16..48; rows 0..16 mirror it
+    cells = np.zeros((8, 8), np.float32)
+    cells[3, 5] = 0.9   # input y 24..32, x 40..48: the defect
+    cells[0, 5] = 1.0   # its mirror image in the border, even stronger
+    loc = find_regions(cells, 32, 64, placement=where)
+    assert len(loc.regions) == 1
+    assert loc.regions[0].box == Box(x=40, y=8, width=8, height=8) and loc.regions[0].peak == pytest.approx(0.9)
+    assert loc.regions[0].area_px == 64
+    assert len(find_regions(cells, 32, 64).regions) == 2  # without the placement the copy would be reported
+    flat = find_regions(np.zeros((8, 8), np.float32), 32, 64, placement=where)
+    assert flat.regions[0].box.y == 0 and flat.regions[0].box.height == 8  # the peak of a flat map: on the frame
+    with pytest.raises(ValueError, match="64x32"):
+        find_regions(cells, 64, 64, placement=where)
+
+
+def test_a_shrunk_frame_scales_its_boxes_back():
+    where = place((100, 400), (200, 200), "fit")  # shrunk by 2 into input rows 75..125
+    cells = np.zeros((8, 8), np.float32)
+    cells[3, 2] = 0.8   # input x 50..75, y 75..100 -> frame x 100..150, y 0..50
+    box = find_regions(cells, 100, 400, placement=where).regions[0].box
+    assert box == Box(x=100, y=0, width=50, height=50)

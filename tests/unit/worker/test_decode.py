@@ -13,6 +13,7 @@ from line_contracts.events import DeadLetterReason
 from line_contracts.frame import Encoding, FrameHeaderError, FrameHeaders, MissingHeaderError, UnknownEncodingError
 from line_harness.frames import frame_headers, frame_image, png_bytes
 from producer_sim.faults import ALL_KINDS, EXPECTED_REASON, make_bad_record
+from training.frames import fit_to_frame as training_fit_to_frame
 from worker.decode import (
     DecodedFrame,
     DecodeLimits,
@@ -22,8 +23,9 @@ from worker.decode import (
     fit_to_model,
     jpeg_scan_count,
 )
+from worker.settings import WorkerSettings
 
-LIMITS = DecodeLimits(900_000, 4096 * 4096, 64, 64, resize_mismatched=True)
+LIMITS = DecodeLimits(900_000, 4096 * 4096, 64, 64, size_policy="resize")
 
 
 @pytest.mark.parametrize("kind", ALL_KINDS)
@@ -42,7 +44,7 @@ def test_the_scan_limit_is_what_stops_the_decode_bomb():
     assert jpeg_scan_count(bomb) > 5000
     progressive = cv2.imencode(".jpg", frame_image(1), [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
     assert 1 < jpeg_scan_count(progressive) <= 12  # an honest progressive JPEG passes
-    lenient = DecodeLimits(900_000, 4096 * 4096, 64, 64, True, max_jpeg_scans=10**6)
+    lenient = DecodeLimits(900_000, 4096 * 4096, 64, 64, "fit", max_jpeg_scans=10**6)
     start = time.process_time()
     decoded = decode_frame(bomb, headers, lenient)
     assert time.process_time() - start > 0.5 and isinstance(decoded, DecodedFrame)  # it really is a bomb
@@ -59,12 +61,32 @@ def test_good_frames_decode_in_every_encoding(encoding):
         assert np.array_equal(result.image, img)
 
 
+def test_size_mismatch_is_fitted_as_training_fits_it_by_default():
+    """The default policy gives the model what `train` gave it for an image of another size, bit for bit,
+    and keeps the camera's pixels for the overlay and for a hot reload to another input size."""
+    wide = np.random.default_rng(5).integers(0, 256, (40, 100), np.uint8)  # too wide for 64x64: shrunk, then padded
+    small = np.random.default_rng(6).integers(0, 256, (30, 50), np.uint8)   # fits: padded, never enlarged
+    fitted = DecodeLimits(900_000, 4096 * 4096, 64, 64, "fit")
+    assert WorkerSettings().size_mismatch_policy == "fit"
+    for image in (wide, small):
+        headers = frame_headers(5, size=image.shape).to_kafka()
+        result = decode_frame(png_bytes(image), headers, fitted)
+        assert isinstance(result, DecodedFrame) and result.image.shape == (64, 64)
+        assert np.array_equal(result.image, training_fit_to_frame(image, (64, 64)))
+        assert np.array_equal(result.camera_image, image)
+    top = (64 - 30) // 2
+    assert np.array_equal(result.image[top:top + 30, 7:57], small)  # the small frame unscaled, centred
+    assert np.array_equal(result.image[top - 1, 7:57], small[0])    # the border mirrors the surface
+    same = decode_frame(png_bytes(frame_image(5)), frame_headers(5).to_kafka(), fitted)
+    assert same.camera is None and same.camera_image is same.image  # one copy when the size already fits
+
+
 def test_size_mismatch_is_resized_or_rejected_by_policy():
     big = cv2.resize(frame_image(3), (128, 96))
     headers = frame_headers(3, size=(96, 128)).to_kafka()
     resized = decode_frame(png_bytes(big), headers, LIMITS)
     assert isinstance(resized, DecodedFrame) and resized.image.shape == (64, 64)
-    strict = DecodeLimits(900_000, 4096 * 4096, 64, 64, resize_mismatched=False)
+    strict = DecodeLimits(900_000, 4096 * 4096, 64, 64, size_policy="reject")
     rejected = decode_frame(png_bytes(big), headers, strict)
     assert isinstance(rejected, Rejected) and rejected.reason == DeadLetterReason.SIZE_MISMATCH
     assert "WORKER_SIZE_MISMATCH_POLICY" in rejected.error
@@ -73,13 +95,13 @@ def test_size_mismatch_is_resized_or_rejected_by_policy():
 def test_one_resize_path_area_when_shrinking_linear_when_enlarging():
     img = np.zeros((8, 8), np.uint8)
     img[::2, ::2] = 255  # a fine checkerboard: area averages it to grey, nearest/linear sampling would not
-    small = fit_to_model(img, 4, 4, resize_mismatched=True)
+    small = fit_to_model(img, 4, 4, size_policy="resize")
     assert np.array_equal(small, cv2.resize(img, (4, 4), interpolation=cv2.INTER_AREA))
-    large = fit_to_model(img, 16, 16, resize_mismatched=True)
+    large = fit_to_model(img, 16, 16, size_policy="resize")
     assert np.array_equal(large, cv2.resize(img, (16, 16), interpolation=cv2.INTER_LINEAR))
-    assert fit_to_model(img, 8, 8, resize_mismatched=False) is img
+    assert fit_to_model(img, 8, 8, size_policy="reject") is img
     with pytest.raises(FrameRejected) as rej:
-        fit_to_model(img, 4, 4, resize_mismatched=False)
+        fit_to_model(img, 4, 4, size_policy="reject")
     assert rej.value.reason == DeadLetterReason.SIZE_MISMATCH
 
 

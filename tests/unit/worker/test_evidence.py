@@ -16,6 +16,7 @@ from line_contracts.events import Box, DefectEvent, DefectRegion, Localisation
 from line_contracts.frame import Encoding
 from line_harness.frames import frame_headers, png_bytes
 from line_harness.processes import wait_until
+from line_runtime.framing import place
 from tests.unit.worker.fakes import FakeClock, work_item
 from worker.decode import DecodedFrame
 from worker.evidence import EvidenceWriter, sampled
@@ -182,6 +183,18 @@ def test_the_overlay_shows_heat_where_the_map_is_high_and_boxes_at_camera_size()
     assert np.ptp(picture[80, 10].astype(int)) == 0  # far from the map's peak the frame stays grey
     plain = cv2.imdecode(np.frombuffer(render_overlay(image, 64, 64, None, None), np.uint8), cv2.IMREAD_COLOR)
     assert (np.abs(plain.astype(int) - 100) <= 2).all()  # 64 grey steps: the two lowest bits go
+
+
+def test_the_overlay_of_a_fitted_frame_shows_the_camera_frame_and_only_its_part_of_the_map():
+    camera = np.full((32, 64), 100, np.uint8)           # fitted into a 64x64 input at rows 16..48
+    defect_map = np.zeros((8, 8), np.float32)
+    defect_map[0, 0] = 1.0                              # in the mirrored border: not the frame's
+    defect_map[3, 5] = 1.0                              # input (44, 28) -> camera (44, 12)
+    png = render_overlay(camera, 32, 64, defect_map, None, placement=place((32, 64), (64, 64), "fit"))
+    picture = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (32, 64, 3)
+    assert np.ptp(picture[12, 44].astype(int)) > 40     # the defect's heat, at its camera pixels
+    assert np.ptp(picture[2, 2].astype(int)) == 0       # the border's heat is not drawn on the frame
 
 
 def test_a_capped_overlay_is_area_downscaled_with_its_boxes_scaled():

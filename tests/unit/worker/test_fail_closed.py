@@ -47,7 +47,7 @@ def _stack(model: FakeModel, clock: FakeClock):
     loop = ConsumerLoop(WorkerSettings(), pipe, lambda: consumer, FakeDecoder(), clock=clock)
     models = SimpleNamespace(current=ServingModel(model, "fake", "1", "fake", 0.5, 64, 64), take_update=lambda: None)
     inference = InferenceLoop(pipe, Batcher(pipe.items, 8, 10, idle_wait_s=0.01, clock=clock), models,
-                              RecordFactory("results", "dlq", "w", 1024), [1, 2, 4, 8], True, halts)
+                              RecordFactory("results", "dlq", "w", 1024), [1, 2, 4, 8], "fit", halts)
     return loop, consumer, inference, pipe, models
 
 

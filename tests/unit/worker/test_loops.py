@@ -98,7 +98,7 @@ def test_inference_loop_judges_good_frames_and_dead_letters_rejects():
     model = FakeModel()
     models = SimpleNamespace(current=_serving(model), take_update=lambda: None)
     loop = InferenceLoop(pipe, Batcher(pipe.items, 8, 10, clock=clock), models,
-                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], True, pipe.halts)
+                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], "fit", pipe.halts)
     loop.run()
     assert loop.error is None and model.batches == [2]  # two good frames, padded to the 2-bucket
     by_topic = {}
@@ -125,7 +125,7 @@ def test_frames_of_a_partition_rewound_meanwhile_are_set_aside_and_counted_as_re
     model = FakeModel()
     loop = InferenceLoop(pipe, Batcher(pipe.items, 8, 10, clock=clock),
                          SimpleNamespace(current=_serving(model), take_update=lambda: None),
-                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], True, pipe.halts)
+                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], "fit", pipe.halts)
     loop.run()
     assert loop.error is None and model.batches == [2]  # only the current generation is judged
     assert [json.loads(r.value)["frame"]["frame_seq"] for r in pipe.publisher.published] == [0, 1]

@@ -11,11 +11,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from line_contracts.events import DefectEvent, Localisation
-from line_harness.frames import frame_headers
+from line_harness.frames import frame_headers, png_bytes
 from line_runtime.settings import SettingsError, load_settings
 from tests.unit.worker.fakes import TP, FakeClock, FakeModel, FakePublisher, work_item
 from worker.batching import END_OF_STREAM, Batcher
-from worker.decode import DecodedFrame
+from worker.decode import DecodedFrame, DecodeLimits, decode_frame
 from worker.halts import JudgingHalts
 from worker.health import Health
 from worker.inference import InferenceLoop
@@ -37,7 +37,8 @@ def _frame(index: int, spot: bool) -> DecodedFrame:
     return DecodedFrame(frame_headers(index, size=CAMERA), image, 0.001)
 
 
-def _judge(model: FakeModel, frames: list[DecodedFrame], regions: RegionFinder | None, on_judged=None):
+def _judge(model: FakeModel, frames: list[DecodedFrame], regions: RegionFinder | None, on_judged=None,
+           size_policy: str = "resize"):
     """Run the inference loop over `frames`; returns (events as dicts, metrics registry)."""
     clock = FakeClock()
     metrics = WorkerMetrics(CollectorRegistry())
@@ -50,7 +51,7 @@ def _judge(model: FakeModel, frames: list[DecodedFrame], regions: RegionFinder |
     # threshold 0.01: the spot frame (mean 64/4096 of 255) is a defect, the black one is ok
     models = SimpleNamespace(current=ServingModel(model, "fake", "1", "fake", 0.01, 64, 64), take_update=lambda: None)
     loop = InferenceLoop(pipe, Batcher(pipe.items, 8, 10, clock=clock), models,
-                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], True, pipe.halts,
+                         RecordFactory("results", "dlq", "w-1", 1024), [1, 2, 4, 8], size_policy, pipe.halts,
                          regions=regions, on_judged=on_judged)
     loop.run()
     assert loop.error is None
@@ -75,6 +76,31 @@ def test_a_defect_frame_carries_its_region_in_camera_pixels_and_an_ok_frame_none
     assert get("inspection_defect_regions_total", {"line": "line-1", "row": "0", "col": "2"}) == 1
     assert sum(s.value for m in registry.collect() if m.name == "inspection_defect_regions"
                for s in m.samples if s.name.endswith("_total")) == 1
+
+
+def test_a_frame_fitted_into_the_model_input_gets_its_region_in_its_own_pixels_not_in_the_border():
+    """The default policy pads a 32x64 frame into the 64x64 input with a mirrored border, which repeats the
+    spot; the region is the spot in the camera's pixels, and the evidence hook gets the same placement."""
+    camera = np.zeros((32, 64), np.uint8)
+    camera[8:16, 40:48] = 255
+    headers = frame_headers(0, size=camera.shape).to_kafka()
+    frame = decode_frame(png_bytes(camera), headers, DecodeLimits(900_000, 4096 * 4096, 64, 64, "fit"))
+    assert isinstance(frame, DecodedFrame) and frame.image[0:8, 40:48].min() == 255  # the mirror image
+    # decoded for a 32x32 model, judged after a hot reload to 64x64: refitted from the camera's pixels
+    stale = decode_frame(png_bytes(camera), headers, DecodeLimits(900_000, 4096 * 4096, 32, 32, "fit"))
+    assert stale.image.shape == (32, 32) and np.array_equal(stale.camera_image, camera)
+    placements = []
+
+    def hook(event, item, frame, defect_map, placement):
+        placements.append(placement)
+        return event
+
+    events, _ = _judge(FakeModel(map_shape=(8, 8)), [frame, stale], RegionFinder(5, 0.5), on_judged=hook,
+                       size_policy="fit")
+    for event in events:
+        regions = Localisation.model_validate(event["localisation"]).regions
+        assert [(r.box.x, r.box.y, r.box.width, r.box.height) for r in regions] == [(40, 8, 8, 8)]
+    assert [(p.top, p.height) for p in placements] == [(16, 32), (16, 32)]
 
 
 def test_regions_off_asks_the_model_for_no_maps_and_events_carry_none():
@@ -102,7 +128,7 @@ def test_max_regions_caps_the_boxes_strongest_first():
 def test_the_judged_hook_sees_every_frame_with_its_map_and_may_amend_the_event():
     seen = []
 
-    def hook(event, item, frame, defect_map):
+    def hook(event, item, frame, defect_map, placement):
         seen.append((event.verdict.value, None if defect_map is None else defect_map.shape, item.offset))
         return event.model_copy(update={"worker_id": "amended"})
 
