@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--region-level", type=float, default=None,
                     help="map level a region's cells must reach (default: the worker's, line_runtime.regions)")
     ev.add_argument("--max-regions", type=int, default=5, help="regions kept per frame, strongest first")
+    ev.add_argument("--size-policy", choices=("fit", "resize"), default="fit",
+                    help="frames of another size than the model's input: fit (training's rule and the worker's "
+                         "default) or resize (stretched), as WORKER_SIZE_MISMATCH_POLICY")
     return parser
 
 

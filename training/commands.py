@@ -28,7 +28,7 @@ def run_command(args: argparse.Namespace, log: Log) -> int:
 
         result = evaluate(args.model, args.data, args.split, args.report, backend=args.backend, batch_size=args.batch_size,
                           log=log, holdout_only=args.holdout, localise=args.localise, region_level=args.region_level,
-                          max_regions=args.max_regions)
+                          max_regions=args.max_regions, size_policy=args.size_policy)
         return 0 if result else 1
     raise ValueError(f"unknown command {args.command!r}")
 

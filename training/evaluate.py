@@ -18,10 +18,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from line_runtime.framing import fit_to_frame, place, stretch_to_frame
 from line_runtime.model import ModelLoadError, latest_version, load_model
 from surface_images.datasets import DatasetError, discover
 from training import metrics
-from training.frames import fit_to_frame, fit_truth_to_frame
+from training.frames import fit_truth_to_frame
 from training.localise import LocalisationTally, try_load_defect_map
 
 REQUIRED_KEYS = ("roc_auc", "pr_auc", "accuracy", "recall", "precision", "false_positive_rate", "threshold", "n_images", "n_defective")
@@ -39,8 +40,16 @@ def evaluate(
     localise: bool = True,
     region_level: Optional[float] = None,
     max_regions: int = 5,
+    size_policy: str = "fit",
 ) -> dict:
-    """Write report_dir/metrics.json and report.html; return the metrics."""
+    """Write report_dir/metrics.json and report.html; return the metrics.
+
+    `size_policy`: how a frame of another size reaches the model input, as the worker's
+    WORKER_SIZE_MISMATCH_POLICY does it (line_runtime/framing.py): `fit` (training's rule) or `resize`.
+    """
+    if size_policy not in ("fit", "resize"):
+        raise ValueError(f"--size-policy must be fit or resize (the worker's policies that judge a frame), "
+                         f"got {size_policy!r}")
     version = latest_version(Path(model))
     if version is None:
         raise ModelLoadError(f"{model}: no model version with metadata.json; pass a version folder or a model base folder")
@@ -61,14 +70,19 @@ def evaluate(
     scores, resized, map_seconds = [], 0, 0.0
     started = time.monotonic()
     for start in range(0, len(items), batch_size):
-        batch, masks = [], []
+        batch, masks, placements = [], [], []
         for it in items[start : start + batch_size]:
             image = it.read()
             mask = _mask(it, image.shape) if tally is not None and it.label == 1 else None
+            placements.append(place(image.shape, (height, width), size_policy))
             if image.shape != (height, width):
                 resized += 1
-                image = fit_to_frame(image, (height, width))  # as training did: aspect kept, mirror-padded
-                mask = None if mask is None else fit_truth_to_frame(mask, (height, width))
+                if size_policy == "fit":  # as training did: aspect kept, mirror-padded
+                    image = fit_to_frame(image, (height, width))
+                    mask = None if mask is None else fit_truth_to_frame(mask, (height, width))
+                else:
+                    image = stretch_to_frame(image, (height, width))
+                    mask = None if mask is None else np.where(stretch_to_frame(mask, (height, width)) > 0, 255, 0).astype(np.uint8)
             batch.append(image)
             masks.append(mask)
         frames = np.stack(batch)[..., np.newaxis]
@@ -80,7 +94,9 @@ def evaluate(
         if tally is not None:
             map_started = time.monotonic()
             for k, defect_map in enumerate(maps if in_serving else mapper(frames)):
-                tally.add(defect_map, int(items[start + k].label), masks[k], (height, width))
+                # the worker reads no region in a fitted frame's mirrored border (line_runtime.regions)
+                on_frame = placements[k].cell_coverage(*np.shape(defect_map)) > 0
+                tally.add(np.where(on_frame, defect_map, 0.0), int(items[start + k].label), masks[k], (height, width))
             map_seconds += time.monotonic() - map_started
     seconds = time.monotonic() - started - map_seconds
     scores_arr = np.concatenate(scores)
@@ -89,7 +105,8 @@ def evaluate(
     result["interval_95"] = metrics.intervals(labels, scores_arr, meta.threshold)
     result.update({
         "model": {"name": meta.name, "version": meta.version, "backend": loaded.backend, "path": str(version)},
-        "data": {"path": str(data), "split": split, "resized_frames": resized, "holdout_only": holdout_only},
+        "data": {"path": str(data), "split": split, "resized_frames": resized, "size_policy": size_policy,
+                 "holdout_only": holdout_only},
         "seconds_per_frame": seconds / len(items),
         "wall_seconds": round(seconds, 2),
     })

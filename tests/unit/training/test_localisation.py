@@ -143,3 +143,31 @@ def test_evaluate_measures_localisation_on_a_masked_folder_set_and_draws_overlay
     plain = evaluate(version, tmp_path / "data", None, tmp_path / "plain", backend="tensorflow", log=lambda _: None, localise=False)
     assert plain["localization_hit_rate"] is None and "not asked" in plain["localisation"]["note"]
     assert [plain[k] for k in ("tp", "fp", "fn", "tn", "roc_auc")] == [result[k] for k in ("tp", "fp", "fn", "tn", "roc_auc")]
+
+
+def test_evaluate_brings_frames_of_another_size_to_the_model_as_the_worker_policy_does(tmp_path):
+    """Frames of 32x96 for a 64x96 model: `fit` pads them with a mirrored border, which repeats the defect above
+    it; the worker reads no region there, and neither does evaluate, so the strongest region is the defect's.
+    `resize` stretches them instead; a policy that judges nothing is refused by name."""
+    from training.evaluate import evaluate
+
+    version = _mapped_model(tmp_path / "models", (64, 96))
+    rng = np.random.default_rng(2)
+    for folder in ("defect", "ok", "masks"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    for i in range(3):
+        frame = rng.normal(128, 3, (32, 96)).clip(0, 255).astype(np.uint8)
+        frame[8:16, 40:48] = 40  # fitted: input rows 24-32; its mirror image: rows 0-8, the map's first row
+        cv2.imwrite(str(tmp_path / "data" / "defect" / f"d{i}.png"), frame)
+        mask = np.zeros((32, 96), np.uint8)
+        mask[8:16, 40:48] = 255
+        cv2.imwrite(str(tmp_path / "data" / "masks" / f"d{i}.png"), mask)
+        cv2.imwrite(str(tmp_path / "data" / "ok" / f"o{i}.png"), rng.normal(128, 3, (32, 96)).clip(0, 255).astype(np.uint8))
+    fitted = evaluate(version, tmp_path / "data", None, tmp_path / "fit", backend="tensorflow", log=lambda _: None)
+    assert fitted["data"]["size_policy"] == "fit" and fitted["data"]["resized_frames"] == 6
+    assert fitted["localization_hit_rate"] == 1.0 and fitted["localisation"]["peak_distance_px_median"] == 0
+    stretched = evaluate(version, tmp_path / "data", None, tmp_path / "resize", backend="tensorflow",
+                         log=lambda _: None, size_policy="resize")
+    assert stretched["data"]["size_policy"] == "resize" and stretched["localization_hit_rate"] == 1.0
+    with pytest.raises(ValueError, match="--size-policy"):
+        evaluate(version, tmp_path / "data", None, tmp_path / "x", log=lambda _: None, size_policy="reject")
