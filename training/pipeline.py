@@ -1,6 +1,7 @@
 """In-memory training data: decoded once, split by label, augmented per batch.
 
-A few hundred 512x512 grayscale frames fit in memory (500 frames = 131 MB), so images are
+A few hundred 512x512 grayscale frames fit in memory (500 frames = 131 MB; four times that when
+they were resized to the working size and kept as float32, training/frames.py: prepare), so images are
 decoded once and batches are cut and augmented with numpy: cheaper on 2 shared CPU cores than
 re-decoding PNGs every epoch, and identical across runs for a given seed.
 """
@@ -23,7 +24,7 @@ from training.synthetic import paste_stain
 class ArraySet:
     """Images, weak masks and labels of one split, at the model's working resolution."""
 
-    images: np.ndarray  # uint8 [N, H, W], or [N, H, W, 3] for the extremes downscale (training/frames.py)
+    images: np.ndarray  # [N, H, W], or [N, H, W, 3] for the extremes downscale: uint8, float32 if resized (frames.prepare)
     masks: np.ndarray  # uint8 [N, H, W], 255 on defect
     labels: np.ndarray  # int64 [N]
     names: list[str]

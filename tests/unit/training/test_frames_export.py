@@ -76,9 +76,11 @@ def test_export_agrees_with_training_resize_on_both_backends(tmp_path, frame, mo
     tf_scores = load_model(folder, backend="tensorflow").predict(frames)
     lite_scores = load_model(folder, backend="litert").predict(frames)
     np.testing.assert_allclose(tf_scores, lite_scores, atol=1e-3)
-    # what training saw: the same resize, applied once when the images were prepared
-    trained = np.asarray(scorer(prepare(frames, model)[..., None].astype(np.float32))).reshape(-1)
-    np.testing.assert_allclose(tf_scores, trained, atol=2e-2)
+    # what training saw: the same resize, applied once when the images were prepared, to the same values
+    prepared = prepare(frames, model)
+    assert prepared.dtype == (np.uint8 if frame == model else np.float32)
+    trained = np.asarray(scorer(prepared[..., None].astype(np.float32))).reshape(-1)
+    np.testing.assert_allclose(tf_scores, trained, rtol=1e-5, atol=1e-6)
 
 
 def _area_resize_scorer():
@@ -145,5 +147,5 @@ def test_extremes_model_exports_and_serves_what_training_prepared(tmp_path, fram
     lite_scores = load_model(folder, backend="litert").predict(frames)
     np.testing.assert_allclose(tf_scores, lite_scores, atol=1e-3)
     trained = np.asarray(scorer(prepare(frames, model, downscale="extremes").astype(np.float32))).reshape(-1)
-    np.testing.assert_allclose(tf_scores, trained, atol=2e-2)
+    np.testing.assert_allclose(tf_scores, trained, rtol=1e-5, atol=1e-6)
     assert tf_scores[0] < 0.2 and tf_scores[1] > 0.7  # (a non-integer shrink blends the rest bilinearly)

@@ -185,6 +185,14 @@ def test_image_level_labels_on_non_square_frames_learn_and_export(tmp_path, smal
     assert maps.shape[0] == 1 and 0 <= maps.min() and maps.max() <= 1
     row, col = peak_in_frame(version, maps[0])
     assert abs(row - 14) <= 12 and abs(col - 60) <= 12, (row, col)
+    # the held-out scores train printed are the exported model's own on those camera frames (enlarged to 64x104
+    # inside it), so its threshold and held-out numbers hold for what the worker judges
+    from line_runtime.model import load_model
+
+    held_frames = np.stack([cv2.imread(str(tmp_path / "set" / ("defect" if f.startswith("defect") else "ok") / f),
+                                       cv2.IMREAD_GRAYSCALE) for f in report["holdout_files"]])
+    served = load_model(version, backend="tensorflow").predict(held_frames)
+    np.testing.assert_allclose(served, report["holdout_scores"], atol=2e-6)
 
 
 def test_train_shortens_its_loop_to_fit_the_command_budget(tmp_path, small_backbone, capsys, monkeypatch):
