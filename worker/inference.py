@@ -28,9 +28,9 @@ from worker.results import RecordFactory
 
 log = logging.getLogger(__name__)
 
-# (event, its work item, the decoded frame, the frame's defect map [h', w'] or None) -> the event to publish
-# (e.g. with evidence keys added). Runs on the inference thread for every judged frame: keep it short.
-# (event, item, frame, its defect map over the model input, where the frame lies in that input) -> event
+# (event, its work item, the decoded frame, the frame's defect map [h', w'] over the model input or None, where the
+# frame lies in that input) -> the event to publish (e.g. with evidence keys added). Runs on the inference thread
+# for every judged frame: keep it short.
 JudgedHook = Callable[[DefectEvent, WorkItem, DecodedFrame, Optional[np.ndarray], Placement], DefectEvent]
 
 
