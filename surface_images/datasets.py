@@ -7,7 +7,9 @@ label files exist, so a bad data set fails at once with a message naming the pat
 
 from __future__ import annotations
 
+import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -196,9 +198,15 @@ def _read_dev_defects(defect_dir: Path) -> list[LabeledImage]:
 def _discover_per_class(root: Path, split: str | None) -> Optional[list[LabeledImage]]:
     """defect/ and ok/ folders, directly under root or under root/<split>/; optional masks/.
 
-    masks/ (beside defect/ and ok/) may hold a mask for any defective image, named like the
-    image (`defect/0042.jpg` -> `masks/0042.png` or `masks/0042_label.png`); partial coverage
-    is fine. A mask that names no defective image is an error (a typo would silently drop it).
+    A class folder may hold sub-folders (`defect/scratch/`, `defect/dent/`, ...): their images
+    belong to the class, and each sub-folder is the image's group, so the held-out numbers can
+    be given per kind of defect. masks/ (beside defect/ and ok/) may hold a mask for any
+    defective image, at the image's path inside defect/ (`defect/dent/0042.jpg` ->
+    `masks/dent/0042.png`; `_label` may end the name) or, where the name is unique among the
+    defective images, at masks/<name>.png; partial coverage is fine. A mask that names no
+    defective image is an error (a typo would silently drop it), and so are two files of one
+    name in one class folder (`0042.jpg` beside `0042.png`: most often a mask among the images,
+    which would train as a defect).
     """
     base = root
     if split is not None and _child(root, split) is not None:
@@ -206,11 +214,21 @@ def _discover_per_class(root: Path, split: str | None) -> Optional[list[LabeledI
     defect_dir, ok_dir = _child(base, "defect"), _child(base, "ok")
     if defect_dir is None and ok_dir is None:
         return None
-    masks = _masks_by_stem(_child(base, "masks"))
+    masks = _masks_by_key(_child(base, "masks"))
+    defect_images = _images_under(defect_dir) if defect_dir is not None else []
+    stems = Counter(p.stem for p in defect_images)
     found: list[LabeledImage] = []
-    for folder, label in ((defect_dir, 1), (ok_dir, 0)):
-        if folder is not None:
-            found.extend(LabeledImage(p, label, masks.pop(p.stem, None) if label else None, group=folder.name) for p in _images_in(folder))
+    for folder, label, images in ((defect_dir, 1, defect_images), (ok_dir, 0, _images_under(ok_dir) if ok_dir else [])):
+        if folder is None:
+            continue
+        _reject_namesakes(folder, images)
+        for p in images:
+            mask = None
+            if label:
+                key = p.relative_to(folder).with_suffix("").as_posix()
+                mask = masks.pop(key, None) or (masks.pop(p.stem, None) if stems[p.stem] == 1 else None)
+            group = p.parent.relative_to(folder.parent).as_posix()
+            found.append(LabeledImage(p, label, mask, group=group))
     if masks:
         orphan = sorted(masks.values())[0]
         raise DatasetError(f"{orphan}: mask names no image in {defect_dir or base / 'defect'}; expected masks/<defect image name>.png "
@@ -218,13 +236,37 @@ def _discover_per_class(root: Path, split: str | None) -> Optional[list[LabeledI
     return found
 
 
-def _masks_by_stem(folder: Optional[Path]) -> dict[str, Path]:
+def _images_under(folder: Path) -> list[Path]:
+    """Images in `folder` and its sub-folders (hidden ones skipped), in path order."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=True):  # a linked sub-folder counts, on every Python
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(Path(top) / f for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES)
+    return sorted((p for p in found if p.is_file()), key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _reject_namesakes(folder: Path, images: list[Path]) -> None:
+    """Two images of one name in one folder (`a.jpg` and `a.png`, or `a_label.png`): a mask among the images."""
+    by_name: dict[tuple[Path, str], list[Path]] = {}
+    for p in images:
+        stem = p.stem[: -len("_label")] if p.stem.endswith("_label") else p.stem
+        by_name.setdefault((p.parent, stem), []).append(p)
+    pairs = [paths for paths in by_name.values() if len(paths) > 1]
+    if pairs:
+        listed = "; ".join(" and ".join(str(p) for p in paths) for paths in pairs[:3])
+        raise DatasetError(f"{folder}: {len(pairs)} name(s) used by more than one image: {listed}; expected one image per name "
+                           "(a mask beside its image would train as an image: masks go in masks/ beside defect/ and ok/, "
+                           "named like their image)")
+
+
+def _masks_by_key(folder: Optional[Path]) -> dict[str, Path]:
+    """masks/ files by their path inside masks/ without suffix or `_label` (`dent/0042`, or `0042` at the top)."""
     if folder is None:
         return {}
     found = {}
-    for p in _images_in(folder):
-        stem = p.stem[: -len("_label")] if p.stem.endswith("_label") else p.stem
-        found[stem] = p
+    for p in _images_under(folder):
+        key = p.relative_to(folder).with_suffix("").as_posix()
+        found[key[: -len("_label")] if key.endswith("_label") else key] = p
     return found
 
 

@@ -89,7 +89,7 @@ def _train(args: argparse.Namespace, log: Log) -> int:
 
     started = time.monotonic()
     checked = check_training_data(args.data, discover(args.data, args.data_split))
-    plan = make_plan(args, [it.label for it in checked.items], checked.sizes, checked.masks)
+    plan = make_plan(args, [it.label for it in checked.items], checked.sizes, checked.masks, [it.group for it in checked.items])
     log(f"data: {args.data} (split {args.data_split} where the layout has one): checked {len(checked.items)} images in "
         f"{time.monotonic() - started:.0f}s")
     for line in plan.lines():

@@ -24,6 +24,7 @@ from surface_images.datasets import DatasetError, discover
 from training import metrics
 from training.frames import fit_truth_to_frame
 from training.localise import LocalisationTally, try_load_defect_map
+from training.pipeline import find_listed, report_names
 
 REQUIRED_KEYS = ("roc_auc", "pr_auc", "accuracy", "recall", "precision", "false_positive_rate", "threshold", "n_images", "n_defective")
 
@@ -114,6 +115,7 @@ def evaluate(
     names = [str(it.path) for it in items]
     errors = metrics.errors_at(labels, scores_arr, meta.threshold, names)
     result["misclassified"] = [{**e, "label": 1} for e in errors["missed"]] + [{**e, "label": 0} for e in errors["false_alarms"]]
+    result["by_folder"] = metrics.by_folder(labels, scores_arr, meta.threshold, report_names(names))
     if tally is not None:
         located = tally.summary(labels, scores_arr >= meta.threshold, names)
         located["map_source"] = "serving signature (same pass as the score)" if in_serving else "defect_map signature (second pass)"
@@ -138,6 +140,8 @@ def evaluate(
         f"threshold {meta.threshold:.4f}  n={len(items)} ({int(labels.sum())} defective)  {1000 * seconds / len(items):.0f} ms/frame"
     )
     log(f"95 % intervals at this data's size: {metrics.interval_text(result['interval_95'])}")
+    if len(result["by_folder"]) > 2:  # defects (or ok frames) sorted into sub-folders
+        log(f"by folder (judged right / frames): {metrics.folder_text(result['by_folder'])}")
     if result["localization_hit_rate"] is not None:
         loc = result["localisation"]
         log(f"localisation: strongest region on the defect in {loc['hits']}/{loc['defective_with_mask']} masked defective frames "
@@ -160,8 +164,9 @@ def _holdout_items(version: Path, items: list) -> list:
     report = version / "training_report.json"
     if not report.is_file():
         raise ModelLoadError(f"{report} not found; --holdout needs a model exported by `python -m training train`")
-    names = set(json.loads(report.read_text()).get("holdout_files", []))
-    kept = [it for it in items if it.path.name in names]
-    if len(kept) != len(names):
-        raise DatasetError(f"--holdout: {len(names)} held-out files listed in {report}, {len(kept)} found in the data; pass the data it was trained on")
+    listed = json.loads(report.read_text()).get("holdout_files", [])
+    kept, missing = find_listed(items, listed)
+    if missing:
+        raise DatasetError(f"--holdout: {len(listed)} held-out files listed in {report}, {len(missing)} not in the data "
+                           f"(e.g. {missing[0]}); pass the data it was trained on")
     return kept

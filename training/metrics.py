@@ -95,6 +95,29 @@ def errors_at(labels: np.ndarray, scores: np.ndarray, threshold: float, names: l
             "false_alarms": [{"file": names[i], "score": float(scores[i])} for i in alarms[np.argsort(-scores[alarms], kind="stable")]]}
 
 
+def by_folder(labels: np.ndarray, scores: np.ndarray, threshold: float, names: list[str]) -> dict:
+    """Frames judged right at `threshold`, per folder of `names` (`defect/dent/0042.jpg` -> `defect/dent`).
+
+    {folder: {"frames": n, "right": k}}: defects caught in a defect folder, ok frames passed in an
+    ok folder. With defects sorted into sub-folders by kind, this says which kind the model misses.
+    """
+    labels, scores = _check(labels, scores)
+    if len(names) != len(labels):
+        raise ValueError(f"{len(names)} names but {len(labels)} scores")
+    right = (scores >= threshold) == (labels == 1)
+    out: dict[str, dict[str, int]] = {}
+    for name, ok in zip(names, right):
+        folder = out.setdefault(name.rsplit("/", 1)[0] if "/" in name else ".", {"frames": 0, "right": 0})
+        folder["frames"] += 1
+        folder["right"] += int(ok)
+    return dict(sorted(out.items()))
+
+
+def folder_text(folders: dict[str, dict[str, int]]) -> str:
+    """`by_folder` in one line: `defect/dent 18/20, defect/scratch 9/12, ok 178/180`."""
+    return ", ".join(f"{name} {v['right']}/{v['frames']}" for name, v in folders.items())
+
+
 def summary(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
     """All report metrics at one threshold."""
     labels, scores = _check(labels, scores)

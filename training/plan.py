@@ -85,6 +85,7 @@ class Plan:
     fast_size: Optional[tuple[int, int]]  # the fast variant's working size (training/variants.py); None = no fast variant
     chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
     backbone: str = ""  # --backbone as given (a TF Hub handle or a SavedModel folder); "" = a random-init one built locally
+    folders: dict[str, int] = field(default_factory=dict)  # images per class sub-folder (`defect/dent`), when a class has several
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (goes into metadata.json training_data.plan)."""
@@ -99,7 +100,8 @@ class Plan:
         by_rule = ", ".join(self.chosen) or "nothing (all given)"
         return [
             "plan:",
-            f"  data        {self.images} images: {self.defective} defective, {self.ok} ok",
+            f"  data        {self.images} images: {self.defective} defective, {self.ok} ok"
+            + (f" (by folder: {', '.join(f'{k} {v}' for k, v in self.folders.items())})" if self.folders else ""),
             f"  sizes       {sizes}" + (f"; {self.refitted} fitted into {size(self.frame)} (aspect kept, mirror-padded)" if self.refitted else "")
             + ("; no size holds half the images: camera size = 90th percentile of the heights x of the widths"
                if self.sizes_vary else ""),
@@ -129,8 +131,12 @@ class Plan:
         ]
 
 
-def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int, int]], masks: int) -> Plan:
-    """Choose the recipe and its settings from the data; explicit arguments win."""
+def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int, int]], masks: int,
+              groups: Optional[list[str]] = None) -> Plan:
+    """Choose the recipe and its settings from the data; explicit arguments win.
+
+    `groups`: each image's folder (`defect/dent`); counted in the plan when there are more folders than classes.
+    """
     chosen: list[str] = []
 
     def pick(name: str, value: Any) -> Any:
@@ -193,6 +199,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         fast_size=None,
         chosen=chosen,
         backbone=getattr(args, "backbone", None) or "",
+        folders=dict(sorted(Counter(groups).items())) if groups and len(set(groups)) > len(set(labels)) else {},
     )
     if not 0.0 <= plan.ema < 1.0:  # stop here, before any image is prepared
         raise ValueError(f"--ema {plan.ema:g}: expected the decay of the weight average in [0, 1), e.g. 0.99 (0 = off)")

@@ -20,7 +20,7 @@ from training import metrics
 from training.backbone import BackboneInfo
 from training.export import export_version, next_version
 from training.model import ModelConfig
-from training.pipeline import ArraySet, stratified_split
+from training.pipeline import ArraySet, report_names, stratified_split
 from training.quality_gate import GateLimits, banner, judge
 from training.train import TrainConfig, predict_scores, train
 from training.variants import matches_exact
@@ -126,7 +126,8 @@ def _fit(recipe: Recipe, data: ArraySet, parts: list, backbone: BackboneInfo, lo
     threshold, rule = metrics.choose_threshold(val_set.labels, val_scores, recipe.target_recall, max_fpr=recipe.max_fpr)
     report: dict[str, Any] = {"validation": metrics.summary(val_set.labels, val_scores, threshold)}
     # Every frame's score, so a threshold rule or a metric can be studied again without the model.
-    report["validation_files"] = [Path(n).name for n in val_set.names]
+    names = report_names(data.names)  # paths below the data folder: a bare file name may repeat across folders
+    report["validation_files"] = [names[i] for i in parts[1]]
     report["validation_scores"] = [round(float(v), 6) for v in val_scores]
     if holdout is not None:
         # Scored once, after every choice is made: the honest estimate.
@@ -135,9 +136,10 @@ def _fit(recipe: Recipe, data: ArraySet, parts: list, backbone: BackboneInfo, lo
         report["holdout"] = metrics.summary(holdout.labels, hold_scores, threshold)
         report["holdout"]["seconds_per_frame"] = (time.monotonic() - hold_start) / max(len(holdout), 1)
         report["holdout"]["interval_95"] = metrics.intervals(holdout.labels, hold_scores, threshold)
-        report["holdout_files"] = [Path(n).name for n in holdout.names]
+        report["holdout_files"] = [names[i] for i in parts[2]]
         report["holdout_scores"] = [round(float(v), 6) for v in hold_scores]
         report["holdout_errors"] = metrics.errors_at(holdout.labels, hold_scores, threshold, report["holdout_files"])
+        report["holdout_by_folder"] = metrics.by_folder(holdout.labels, hold_scores, threshold, report["holdout_files"])
     report["training"] = {"wall_seconds": round(time.monotonic() - started, 1), "train_loop_seconds": round(result.wall_seconds, 1),
                           "best_epoch": result.best_epoch, "stopped": result.stopped_because, "history": result.history}
     gate = judge(report.get("holdout"), recipe.gate)
@@ -151,6 +153,8 @@ def _fit(recipe: Recipe, data: ArraySet, parts: list, backbone: BackboneInfo, lo
         log(label + _interval_line(report["holdout"]))
     for line in _error_lines(report.get("holdout_errors"), label):
         log(line)
+    if len(report.get("holdout_by_folder", {})) > 2:  # defects (or ok frames) sorted into sub-folders
+        log(f"{label}holdout by folder (judged right / frames): {metrics.folder_text(report['holdout_by_folder'])}")
     sizes = {"train": len(train_set), "validation": len(val_set), "holdout": len(holdout) if holdout else 0}
     return _Trained(recipe, result, threshold, rule, report, gate, sizes, backbone)
 

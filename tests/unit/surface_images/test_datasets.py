@@ -128,3 +128,40 @@ def test_folder_layout_takes_optional_masks_and_rejects_orphans(tmp_path):
     cv2.imwrite(str(tmp_path / "d" / "masks" / "zz.png"), np.zeros((64, 64), np.uint8))
     with pytest.raises(DatasetError, match="zz.png: mask names no image"):
         discover(tmp_path / "d")
+
+
+def test_class_folders_may_hold_sub_folders_with_masks_at_the_same_path(tmp_path):
+    root = tmp_path / "d"
+    _write_images(root / "defect" / "dent", ["a.png", "c.png"])
+    _write_images(root / "defect" / "scratch", ["a.png"])  # the same name in another kind's folder is fine
+    _write_images(root / "defect", ["b.png"])
+    _write_images(root / "ok", ["e.png"])
+    _write_images(root / "ok" / "shift2", ["f.jpg"])
+    _write_images(root / "ok" / ".thumbnails", ["g.png"])  # hidden folders and files are not images of the set
+    _write_images(root / "ok", ["._e.png"])
+    (root / "masks" / "dent").mkdir(parents=True)
+    cv2.imwrite(str(root / "masks" / "dent" / "a.png"), np.full((64, 64), 255, np.uint8))  # defect/dent/a.png
+    cv2.imwrite(str(root / "masks" / "c_label.png"), np.full((64, 64), 255, np.uint8))  # name unique among defects
+    found = discover(root)
+    by_path = {it.path.relative_to(root).as_posix(): it for it in found}
+    assert sorted(by_path) == ["defect/b.png", "defect/dent/a.png", "defect/dent/c.png", "defect/scratch/a.png",
+                               "ok/e.png", "ok/shift2/f.jpg"]
+    assert [by_path[k].label for k in sorted(by_path)] == [1, 1, 1, 1, 0, 0]
+    assert by_path["defect/dent/a.png"].mask_path == root / "masks" / "dent" / "a.png"
+    assert by_path["defect/dent/c.png"].mask_path == root / "masks" / "c_label.png"
+    assert by_path["defect/scratch/a.png"].mask_path is None and by_path["defect/b.png"].mask_path is None
+    assert {k: it.group for k, it in by_path.items()}["defect/dent/a.png"] == "defect/dent"
+    assert summary(found)["groups"] == ["defect", "defect/dent", "defect/scratch", "ok", "ok/shift2"]
+    # a top-level mask named "a" could be either dent/a or scratch/a: it names no one image
+    cv2.imwrite(str(root / "masks" / "a.png"), np.zeros((64, 64), np.uint8))
+    with pytest.raises(DatasetError, match=r"a.png: mask names no image"):
+        discover(root)
+
+
+@pytest.mark.parametrize("second", ["0042.png", "0042_label.png"])
+def test_a_mask_beside_its_image_stops_discovery_naming_both(tmp_path, second):
+    _write_images(tmp_path / "d" / "defect", ["0042.jpg", second, "0043.jpg"])
+    _write_images(tmp_path / "d" / "ok", ["0001.jpg"])
+    with pytest.raises(DatasetError, match=rf"defect: 1 name\(s\) used by more than one image: .*0042.jpg and .*{second}; "
+                                           r"expected one image per name .*masks go in masks/"):
+        discover(tmp_path / "d")

@@ -104,8 +104,14 @@ def test_train_plan_prints_and_trains_nothing(tmp_path, capsys):
     write_set(tmp_path / "set", "blobs", (40, 72), defective=20, ok=24, fmt="png")
     assert main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--plan"]) == 0
     out = capsys.readouterr().out
-    assert "plan:" in out and "44 images: 20 defective, 24 ok" in out and "40x72 frames in" in out
+    assert "plan:" in out and "44 images: 20 defective, 24 ok" in out and "40x72 frames in" in out and "by folder" not in out
     assert not (tmp_path / "out").exists()
+    # defects sorted by kind into sub-folders: still the defect class, counted per folder
+    (tmp_path / "set" / "defect" / "dent").mkdir()
+    for image in sorted((tmp_path / "set" / "defect").glob("*.png"))[:8]:
+        image.rename(tmp_path / "set" / "defect" / "dent" / image.name)
+    assert main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--plan"]) == 0
+    assert "44 images: 20 defective, 24 ok (by folder: defect 12, defect/dent 8, ok 24)" in capsys.readouterr().out
 
 
 def test_quality_gate_judges_the_held_out_part():

@@ -189,10 +189,17 @@ def test_image_level_labels_on_non_square_frames_learn_and_export(tmp_path, smal
     # inside it), so its threshold and held-out numbers hold for what the worker judges
     from line_runtime.model import load_model
 
-    held_frames = np.stack([cv2.imread(str(tmp_path / "set" / ("defect" if f.startswith("defect") else "ok") / f),
-                                       cv2.IMREAD_GRAYSCALE) for f in report["holdout_files"]])
+    assert all(f.startswith(("defect/", "ok/")) for f in report["holdout_files"])  # paths below --data, not bare names
+    held_frames = np.stack([cv2.imread(str(tmp_path / "set" / f), cv2.IMREAD_GRAYSCALE) for f in report["holdout_files"]])
     served = load_model(version, backend="tensorflow").predict(held_frames)
     np.testing.assert_allclose(served, report["holdout_scores"], atol=2e-6)
+    # `evaluate --holdout` finds the same frames again from those paths and scores them the same way
+    assert main(["evaluate", "--model", str(version), "--data", str(tmp_path / "set"), "--holdout", "--backend", "tensorflow",
+                 "--report", str(tmp_path / "eval")]) == 0
+    again = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert (again["n_images"], again["n_defective"]) == (held["n_images"], held["n_defective"])
+    assert abs(again["roc_auc"] - held["roc_auc"]) < 1e-6
+    assert again["by_folder"] == report["holdout_by_folder"] and sorted(again["by_folder"]) == ["defect", "ok"]
 
 
 def test_train_shortens_its_loop_to_fit_the_command_budget(tmp_path, small_backbone, capsys, monkeypatch):
