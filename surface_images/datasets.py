@@ -230,7 +230,10 @@ def _discover_per_class(root: Path, split: str | None) -> Optional[list[LabeledI
             group = p.parent.relative_to(folder.parent).as_posix()
             found.append(LabeledImage(p, label, mask, group=group))
     if masks:
-        orphan = sorted(masks.values())[0]
+        key, orphan = sorted(masks.items(), key=lambda kv: kv[1])[0]
+        if stems[key] > 1:
+            raise DatasetError(f"{orphan}: mask name fits {stems[key]} defective images in sub-folders of {defect_dir}; expected it at "
+                               "the image's path inside defect/ (masks/<sub-folder>/<name>.png)")
         raise DatasetError(f"{orphan}: mask names no image in {defect_dir or base / 'defect'}; expected masks/<defect image name>.png "
                            f"({len(masks)} such mask(s))")
     return found

@@ -154,7 +154,8 @@ def test_class_folders_may_hold_sub_folders_with_masks_at_the_same_path(tmp_path
     assert summary(found)["groups"] == ["defect", "defect/dent", "defect/scratch", "ok", "ok/shift2"]
     # a top-level mask named "a" could be either dent/a or scratch/a: it names no one image
     cv2.imwrite(str(root / "masks" / "a.png"), np.zeros((64, 64), np.uint8))
-    with pytest.raises(DatasetError, match=r"a.png: mask names no image"):
+    with pytest.raises(DatasetError, match=r"masks/a.png: mask name fits 2 defective images in sub-folders of .*defect; "
+                                           r"expected it at the image's path inside defect/"):
         discover(root)
 
 
