@@ -90,8 +90,18 @@ def discover(root: Path, split: str | None = None) -> list[LabeledImage]:
     if found is None:
         found = [LabeledImage(p, None, group=root.name) for p in _images_in(root)]
     if not found:
-        raise DatasetError(f"{root}: no images found (split={split!r}); expected one of: {EXPECTED_LAYOUTS}")
+        raise DatasetError(f"{root}: no images found (split={split!r}); expected one of: {EXPECTED_LAYOUTS}{_other_folders(root)}")
     return found
+
+
+def _other_folders(root: Path) -> str:
+    """The sub-folders that do hold images (`good/`, `bad/`, ...), so the user sees what to rename."""
+    held = [(p.name, len(_images_under(p))) for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    held = [(name, n) for name, n in held if n]
+    if not held:
+        return ""
+    listed = ", ".join(f"{name}/ ({n} image{'s' if n != 1 else ''})" for name, n in held[:6])
+    return f"; found images only in {listed}: for training, put defective images in defect/ and good ones in ok/"
 
 
 def _images_in(folder: Path) -> list[Path]:

@@ -80,8 +80,13 @@ def test_bad_inputs_name_the_path_and_the_expectation(tmp_path):
     with pytest.raises(DatasetError, match="no such folder.*expected"):
         discover(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DatasetError, match="no images found"):
+    with pytest.raises(DatasetError, match="no images found.*a folder of images$"):
         discover(tmp_path / "empty")
+    _write_images(tmp_path / "named" / "good", ["a.png", "b.png"])  # a plant's own folder names are listed
+    _write_images(tmp_path / "named" / "bad" / "dent", ["c.png"])
+    with pytest.raises(DatasetError, match=r"no images found.*found images only in bad/ \(1 image\), good/ \(2 images\): "
+                                           r"for training, put defective images in defect/ and good ones in ok/"):
+        discover(tmp_path / "named")
     split_dir = _official(tmp_path / "dagm")
     (split_dir / "0002.PNG").unlink()
     with pytest.raises(DatasetError, match=r"Labels.txt:3 names .*0002.PNG, which does not exist"):
