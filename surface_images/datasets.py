@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -262,8 +262,7 @@ def _reject_namesakes(folder: Path, images: list[Path]) -> None:
     """Two images of one name in one folder (`a.jpg` and `a.png`, or `a_label.png`): a mask among the images."""
     by_name: dict[tuple[Path, str], list[Path]] = {}
     for p in images:
-        stem = p.stem[: -len("_label")] if p.stem.endswith("_label") else p.stem
-        by_name.setdefault((p.parent, stem), []).append(p)
+        by_name.setdefault((p.parent, _without_label(p.stem)), []).append(p)
     pairs = [paths for paths in by_name.values() if len(paths) > 1]
     if pairs:
         listed = "; ".join(" and ".join(str(p) for p in paths) for paths in pairs[:3])
@@ -278,9 +277,52 @@ def _masks_by_key(folder: Optional[Path]) -> dict[str, Path]:
         return {}
     found = {}
     for p in _images_under(folder):
-        key = p.relative_to(folder).with_suffix("").as_posix()
-        found[key[: -len("_label")] if key.endswith("_label") else key] = p
+        found[_without_label(p.relative_to(folder).with_suffix("").as_posix())] = p
     return found
+
+
+def _without_label(name: str) -> str:
+    """DAGM names a mask like its image plus `_label` (`0042_label.png` is the mask of `0042.png`)."""
+    return name[: -len("_label")] if name.endswith("_label") else name
+
+
+def report_names(names: Sequence[str]) -> list[str]:
+    """Each frame's path below the folder all the frames share (`defect/dent/0042.jpg`), as reports list it.
+
+    A bare file name is not enough: `defect/0001.jpg` and `ok/0001.jpg`, or two sub-folders of
+    defect/, may share one. Names that are not paths (synthetic frames) come back as they are.
+    """
+    if not names:
+        return []
+    try:
+        base = os.path.commonpath([str(Path(n).parent) for n in names])
+    except ValueError:  # absolute and relative paths mixed: no common folder
+        return [Path(n).name for n in names]
+    return [Path(n).relative_to(base).as_posix() for n in names]
+
+
+def find_listed(items: Sequence[LabeledImage], listed: Sequence[str]) -> tuple[list[LabeledImage], list[str]]:
+    """The items named by `listed` (report names: paths below any common folder, or bare file names).
+
+    An entry names the item whose path ends with it, so the data may be given from another root
+    than training's. Returns (found items in `listed` order, entries found nowhere); an entry
+    that names more than one item is a DatasetError.
+    """
+    by_name: dict[str, list[LabeledImage]] = {}
+    for it in items:
+        by_name.setdefault(it.path.name, []).append(it)
+    found, missing = [], []
+    for entry in listed:
+        parts = Path(entry).parts
+        hits = [it for it in by_name.get(parts[-1], []) if it.path.parts[-len(parts):] == parts]
+        if len(hits) > 1:
+            raise DatasetError(f"{entry!r} names {len(hits)} files in the data ({hits[0].path}, {hits[1].path}); "
+                               "expected one: pass the folder the model was trained on")
+        if hits:
+            found.append(hits[0])
+        else:
+            missing.append(entry)
+    return found, missing
 
 
 def summary(images: list[LabeledImage]) -> dict:

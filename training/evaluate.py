@@ -20,11 +20,10 @@ import numpy as np
 
 from line_runtime.framing import fit_to_frame, place, stretch_to_frame
 from line_runtime.model import ModelLoadError, latest_version, load_model
-from surface_images.datasets import DatasetError, discover
+from surface_images.datasets import DatasetError, discover, find_listed, report_names
 from training import metrics
 from training.frames import fit_truth_to_frame
 from training.localise import LocalisationTally, try_load_defect_map
-from training.pipeline import find_listed, report_names
 
 REQUIRED_KEYS = ("roc_auc", "pr_auc", "accuracy", "recall", "precision", "false_positive_rate", "threshold", "n_images", "n_defective")
 

@@ -8,15 +8,13 @@ re-decoding PNGs every epoch, and identical across runs for a given seed.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from surface_images.datasets import DatasetError, LabeledImage
+from surface_images.datasets import LabeledImage
 from surface_images.synthetic import SyntheticFrames
 from training.frames import fit_to_frame, prepare
 from training.synthetic import paste_stain
@@ -43,45 +41,6 @@ class ArraySet:
 
     def __len__(self) -> int:
         return len(self.labels)
-
-
-def report_names(names: Sequence[str]) -> list[str]:
-    """Each frame's path below the folder all the frames share (`defect/dent/0042.jpg`), as reports list it.
-
-    A bare file name is not enough: `defect/0001.jpg` and `ok/0001.jpg`, or two sub-folders of
-    defect/, may share one. Names that are not paths (synthetic frames) come back as they are.
-    """
-    if not names:
-        return []
-    try:
-        base = os.path.commonpath([str(Path(n).parent) for n in names])
-    except ValueError:  # absolute and relative paths mixed: no common folder
-        return [Path(n).name for n in names]
-    return [Path(n).relative_to(base).as_posix() for n in names]
-
-
-def find_listed(items: Sequence[LabeledImage], listed: Sequence[str]) -> tuple[list[LabeledImage], list[str]]:
-    """The items named by `listed` (report names: paths below any common folder, or bare file names).
-
-    An entry names the item whose path ends with it, so the data may be given from another root
-    than training's. Returns (found items in `listed` order, entries found nowhere); an entry
-    that names more than one item is a DatasetError.
-    """
-    by_name: dict[str, list[LabeledImage]] = {}
-    for it in items:
-        by_name.setdefault(it.path.name, []).append(it)
-    found, missing = [], []
-    for entry in listed:
-        parts = Path(entry).parts
-        hits = [it for it in by_name.get(parts[-1], []) if it.path.parts[-len(parts):] == parts]
-        if len(hits) > 1:
-            raise DatasetError(f"{entry!r} names {len(hits)} files in the data ({hits[0].path}, {hits[1].path}); "
-                               "expected one: pass the folder the model was trained on")
-        if hits:
-            found.append(hits[0])
-        else:
-            missing.append(entry)
-    return found, missing
 
 
 def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:

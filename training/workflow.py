@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from line_contracts.model import FAST_VARIANT_DIR
+from surface_images.datasets import report_names
 from training import metrics
 from training.backbone import BackboneInfo
 from training.export import export_version, next_version
 from training.model import ModelConfig
-from training.pipeline import ArraySet, report_names, stratified_split
+from training.pipeline import ArraySet, stratified_split
 from training.quality_gate import GateLimits, banner, judge
 from training.train import TrainConfig, predict_scores, train
 from training.variants import matches_exact

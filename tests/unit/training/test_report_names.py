@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surface_images.datasets import DatasetError, LabeledImage
+from surface_images.datasets import DatasetError, LabeledImage, find_listed, report_names
 from training import metrics
-from training.pipeline import find_listed, report_names
 
 
 def test_report_names_are_paths_below_the_shared_folder():
