@@ -81,6 +81,12 @@ def _fast_recipe(recipe, size: tuple[int, int]):
                    train=replace(recipe.train, max_minutes=FAST_MAX_MINUTES))
 
 
+def _split_note(data: Path, split: str, items) -> str:
+    """' (split Train)' where the images came from a split folder of that name; '' for plain defect/ + ok/ folders."""
+    used = any(split.lower() in (part.lower() for part in Path(it.path).relative_to(data).parts[:-1]) for it in items)
+    return f" (split {split})" if used else ""
+
+
 def _train(args: argparse.Namespace, log: Log) -> int:
     """Check the data, print the plan, preflight the export, train, export."""
     from surface_images.datasets import discover
@@ -90,7 +96,7 @@ def _train(args: argparse.Namespace, log: Log) -> int:
     started = time.monotonic()
     checked = check_training_data(args.data, discover(args.data, args.data_split))
     plan = make_plan(args, [it.label for it in checked.items], checked.sizes, checked.masks, [it.group for it in checked.items])
-    log(f"data: {args.data} (split {args.data_split} where the layout has one): checked {len(checked.items)} images in "
+    log(f"data: {args.data}{_split_note(Path(args.data), args.data_split, checked.items)}: checked {len(checked.items)} images in "
         f"{time.monotonic() - started:.0f}s")
     for line in plan.lines():
         log(line)

@@ -111,7 +111,16 @@ def test_train_plan_prints_and_trains_nothing(tmp_path, capsys):
     for image in sorted((tmp_path / "set" / "defect").glob("*.png"))[:8]:
         image.rename(tmp_path / "set" / "defect" / "dent" / image.name)
     assert main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--plan"]) == 0
-    assert "44 images: 20 defective, 24 ok (by folder: defect 12, defect/dent 8, ok 24)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "44 images: 20 defective, 24 ok (by folder: defect 12, defect/dent 8, ok 24)" in out
+    assert "(split" not in out  # plain class folders: no split folder was read
+    # the same folders inside a split folder: the data line names the split that was read
+    (tmp_path / "split" / "Train").mkdir(parents=True)
+    (tmp_path / "set").rename(tmp_path / "split" / "Train" / "set")
+    for folder in ("defect", "ok"):
+        (tmp_path / "split" / "Train" / "set" / folder).rename(tmp_path / "split" / "Train" / folder)
+    assert main(["train", "--data", str(tmp_path / "split"), "--out", str(tmp_path / "out"), "--plan"]) == 0
+    assert f"data: {tmp_path / 'split'} (split Train): checked 44 images" in capsys.readouterr().out
 
 
 def test_quality_gate_judges_the_held_out_part():
