@@ -161,9 +161,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from line_runtime.model import ModelLoadError
     from training.commands import run_command
     from training.export import ExportError
+    from training.workflow import TrainingInterrupted
 
     try:
         return run_command(args, _log)
+    except TrainingInterrupted as exc:  # a model was written; the status still says the run was cut short
+        print(f"interrupted: {exc}", file=sys.stderr)
+        return exc.exit_status
     except (ValueError, FileNotFoundError, ModelLoadError, ExportError) as exc:  # user errors: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -7,9 +7,11 @@ score, or when the `max_minutes` deadline passes (a monotonic deadline, checked 
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -78,6 +80,42 @@ class TrainResult:
     wall_seconds: float = 0.0
     stopped_because: str = ""
     mapper: Any = None  # pixels -> defect map [N, h/s, w/s, 1] in 0..1 (segdec only): where the decision came from
+    interrupted: Optional[str] = None  # "SIGINT" / "SIGTERM" when a signal stopped the loop early (StopRequest)
+
+
+class StopRequest:
+    """Ctrl-C or SIGTERM while the training loop runs: stop after the current step, keep the best epoch.
+
+    Minutes of training are the expensive part of a run; a user who presses Ctrl-C, or a cluster
+    that ends the job with SIGTERM, should still get the best model so far, judged and exported as
+    usual. The first signal asks the loop to stop (the rest of the run takes seconds to a minute);
+    a second one aborts at once, writing nothing. Python takes signals in the main thread only, so
+    elsewhere the guard does nothing and signals keep their usual effect.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+        self.received: Optional[str] = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.received is not None:
+            raise KeyboardInterrupt(f"second stop signal ({name}): training aborted, no model written")
+        self.received = name
+        self.log(f"{name} received: stopping training after this step; the best epoch so far will be judged and exported "
+                 f"(send it again to abort without a model)")
 
 
 def configure_threads(threads: int) -> None:
@@ -182,54 +220,58 @@ def train(
     done_steps = 0
     best_key, best_weights, best_epoch, history = None, None, 0, []
     stopped = "epochs done"
-    for epoch in range(1, train_config.epochs + 1):
-        if train_config.schedule == "step" and epoch > train_config.epochs * 2 // 3:
-            lr.assign(train_config.learning_rate * 0.1)  # fine phase: a lower rate settles the heads
-        epoch_start = time.monotonic()
-        losses = []
-        for pixels, labels, seg_target, known in sampler.epoch():
-            if train_config.schedule == "cosine":
-                progress = min(1.0, max(done_steps / total_steps, (time.monotonic() - started) / budget))
-                lr.assign(train_config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress))))
-            done_steps += 1
-            losses.append([float(v) for v in step(tf.constant(pixels), tf.constant(labels), tf.constant(seg_target), tf.constant(known))])
-            if time.monotonic() > deadline:
+    with StopRequest(log) as stop:
+        for epoch in range(1, train_config.epochs + 1):
+            if train_config.schedule == "step" and epoch > train_config.epochs * 2 // 3:
+                lr.assign(train_config.learning_rate * 0.1)  # fine phase: a lower rate settles the heads
+            epoch_start = time.monotonic()
+            losses = []
+            for pixels, labels, seg_target, known in sampler.epoch():
+                if train_config.schedule == "cosine":
+                    progress = min(1.0, max(done_steps / total_steps, (time.monotonic() - started) / budget))
+                    lr.assign(train_config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress))))
+                done_steps += 1
+                losses.append([float(v) for v in step(tf.constant(pixels), tf.constant(labels), tf.constant(seg_target), tf.constant(known))])
+                if time.monotonic() > deadline or stop.received:
+                    break
+            if averaged is not None:
+                averaged.swap()  # judge (and keep) the averaged weights; swapped back before training on
+            val_scores = predict_scores(scorer, val_set.images)
+            key = _validation_key(val_set.labels, val_scores)
+            record = {
+                "epoch": epoch,
+                "cls_loss": float(np.mean([l[0] for l in losses])),
+                "seg_loss": float(np.mean([l[1] for l in losses])),
+                "val_roc_auc": metrics.roc_auc(val_set.labels, val_scores),
+                "val_min_cost": -key[1],
+                "val_margin": key[2],
+                "seconds": time.monotonic() - epoch_start,
+            }
+            history.append(record)
+            improved = best_key is None or key > best_key
+            if improved:
+                best_key, best_weights, best_epoch = key, train_model.get_weights(), epoch
+            if averaged is not None:
+                averaged.swap()
+            log(
+                f"epoch {epoch:3d}/{train_config.epochs}  cls {record['cls_loss']:.4f}  seg {record['seg_loss']:.4f}  "
+                f"val auc {record['val_roc_auc']:.4f}  cost {record['val_min_cost']:.0f}  margin {key[2]:+.2f}  "
+                f"{record['seconds']:.0f}s  elapsed {time.monotonic() - started:.0f}s{'  *best' if improved else ''}"
+            )
+            if stop.received:
+                stopped = f"interrupted by {stop.received} in epoch {epoch} of {train_config.epochs}"
                 break
-        if averaged is not None:
-            averaged.swap()  # judge (and keep) the averaged weights; swapped back before training on
-        val_scores = predict_scores(scorer, val_set.images)
-        key = _validation_key(val_set.labels, val_scores)
-        record = {
-            "epoch": epoch,
-            "cls_loss": float(np.mean([l[0] for l in losses])),
-            "seg_loss": float(np.mean([l[1] for l in losses])),
-            "val_roc_auc": metrics.roc_auc(val_set.labels, val_scores),
-            "val_min_cost": -key[1],
-            "val_margin": key[2],
-            "seconds": time.monotonic() - epoch_start,
-        }
-        history.append(record)
-        improved = best_key is None or key > best_key
-        if improved:
-            best_key, best_weights, best_epoch = key, train_model.get_weights(), epoch
-        if averaged is not None:
-            averaged.swap()
-        log(
-            f"epoch {epoch:3d}/{train_config.epochs}  cls {record['cls_loss']:.4f}  seg {record['seg_loss']:.4f}  "
-            f"val auc {record['val_roc_auc']:.4f}  cost {record['val_min_cost']:.0f}  margin {key[2]:+.2f}  "
-            f"{record['seconds']:.0f}s  elapsed {time.monotonic() - started:.0f}s{'  *best' if improved else ''}"
-        )
-        if time.monotonic() > deadline:
-            stopped = f"time budget of {train_config.max_minutes:g} min reached"
-            break
-        if epoch >= train_config.min_epochs and epoch - best_epoch >= train_config.patience:
-            stopped = f"early stop: no better validation score for {train_config.patience} epochs"
-            break
+            if time.monotonic() > deadline:
+                stopped = f"time budget of {train_config.max_minutes:g} min reached"
+                break
+            if epoch >= train_config.min_epochs and epoch - best_epoch >= train_config.patience:
+                stopped = f"early stop: no better validation score for {train_config.patience} epochs"
+                break
     train_model.set_weights(best_weights)
     wall = time.monotonic() - started
     log(f"training finished: {stopped}; best epoch {best_epoch}; wall time {wall:.0f}s")
     mapper = keras.Model(train_model.input, train_model.get_layer("seg_map").output, name="defect_map") if segdec else None
-    return TrainResult(scorer, best_epoch, history, wall, stopped, mapper)
+    return TrainResult(scorer, best_epoch, history, wall, stopped, mapper, interrupted=stop.received)
 
 
 def mil_loss_per_frame(seg_logits: Any, labels: Any, top_k: int = 1) -> Any:

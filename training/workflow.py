@@ -27,6 +27,21 @@ from training.train import TrainConfig, predict_scores, train
 from training.variants import matches_exact
 
 
+class TrainingInterrupted(Exception):
+    """A stop signal cut training short; the best epoch so far was judged and exported to `folder` all the same."""
+
+    def __init__(self, signal_name: str, folder: Path):
+        super().__init__(f"training was interrupted by {signal_name}; the best epoch so far was written to {folder}")
+        self.signal_name, self.folder = signal_name, folder
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal's number, the shell's convention for a command ended by a signal."""
+        import signal
+
+        return 128 + int(signal.Signals[self.signal_name])
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything that defines one training run (all of it lands in metadata.json)."""
@@ -72,12 +87,22 @@ def train_and_export(
     variants: dict[str, Any] = {}
     variant_dirs: dict[str, Path] = {}
     warnings: list[str] = []
+    interrupted = exact.result.interrupted
+    if interrupted:
+        warnings.append(f"training {exact.result.stopped_because}: this is the best epoch so far ({exact.result.best_epoch}), "
+                        f"judged on the held-out part as usual" + ("; no fast variant was trained" if fast is not None else ""))
+        if fast is not None:
+            log("fast variant skipped: training was interrupted")
+            fast = None
     if fast is not None:
         fast_recipe, fast_data = fast
         size = f"{fast_recipe.model.model_height}x{fast_recipe.model.model_width}"
         log(f"fast variant: the same split at working size {size}, {fast_recipe.model.downscale} downscale")
         try:
             trained = _fit(fast_recipe, fast_data, parts, backbone, log, label="fast variant ")
+            if trained.result.interrupted:  # optional, and cut short: ship the exact model alone
+                interrupted = trained.result.interrupted
+                raise RuntimeError(f"its training was {trained.result.stopped_because}")
             fast_dir = _export(trained, out_base / f".fast-{os.getpid()}", version, input_size, data_summary, log, variant="fast")
             ok, why = matches_exact(exact.report.get("holdout"), trained.report.get("holdout"))
             variant_dirs["fast"] = fast_dir
@@ -100,6 +125,8 @@ def train_and_export(
     for line in banner(exact.gate):
         log(line)
     log(f"exported {folder} in {time.monotonic() - started:.0f}s total")
+    if interrupted:
+        raise TrainingInterrupted(interrupted, folder)
     return folder
 
 
