@@ -18,6 +18,16 @@ def _log(line: str) -> None:
     print(time.strftime("%H:%M:%S ") + line, flush=True)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {text!r}")
+    return value
+
+
 def _size(text: str) -> tuple[int, int]:
     """'512' or '512x384' (height x width)."""
     parts = text.lower().split("x")
@@ -92,7 +102,8 @@ def _add_training_options(p: argparse.ArgumentParser, *, epochs=None, minutes=No
     p.add_argument("--target-recall", type=float, default=None, help="choose the threshold for this recall instead of min DAGM cost")
     p.add_argument("--schedule", choices=("step", "cosine"), default=schedule, help="learning-rate schedule (see TrainConfig)")
     p.add_argument("--max-fpr", type=float, default=0.02, help="cap on the validation false-positive rate when choosing the threshold")
-    p.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="TensorFlow CPU threads (default: every CPU this process may use, within a container's CPU limit)")
     p.add_argument("--no-litert", dest="litert", action="store_false", help="export the SavedModel only (no LiteRT twin, no LiteRT preflight)")
     p.add_argument("--gate-min-auc", type=float, default=0.9, help="quality gate: held-out ROC-AUC at least this")
     p.add_argument("--gate-min-recall", type=float, default=0.9, help="quality gate: held-out recall at the stored threshold at least this")

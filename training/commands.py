@@ -96,6 +96,7 @@ def _train(args: argparse.Namespace, log: Log) -> int:
     started = time.monotonic()
     checked = check_training_data(args.data, discover(args.data, args.data_split))
     plan = make_plan(args, [it.label for it in checked.items], checked.sizes, checked.masks, [it.group for it in checked.items])
+    args.threads = plan.threads
     log(f"data: {args.data}{_split_note(Path(args.data), args.data_split, checked.items)}: checked {len(checked.items)} images in "
         f"{time.monotonic() - started:.0f}s")
     for line in plan.lines():
@@ -163,9 +164,10 @@ def _fit_the_command_budget(recipe, fast, plan, scorer, n_images: int, spent_s: 
 def _quick_demo(args: argparse.Namespace, log: Log) -> int:
     from surface_images.synthetic import SyntheticFrames
     from training.pipeline import load_synthetic
-    from training.train import configure_threads
+    from training.train import available_cpus, configure_threads
     from training.workflow import train_and_export
 
+    args.threads = args.threads or available_cpus()
     configure_threads(args.threads)
     started = time.monotonic()
     frames = SyntheticFrames(seed=args.seed, size=args.frame_size, defect_rate=0.5, defect_scale=args.defect_scale)

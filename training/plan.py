@@ -23,6 +23,7 @@ from typing import Any, Optional
 from training.backbone import VARIANTS, backbone_info
 from training.frames import SIDE_MULTIPLE, camera_size, channels, dominant_size, working_size
 from training.model import COARSE_VIEW_FACTORS, MAX_DECISION_STAGES
+from training.train import available_cpus
 from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES, fast_size
 
 # Working pixels per frame. Crops: native up to 512x512 (the DAGM recipe). Whole frames: an epoch
@@ -86,6 +87,7 @@ class Plan:
     chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
     backbone: str = ""  # --backbone as given (a TF Hub handle or a SavedModel folder); "" = a random-init one built locally
     folders: dict[str, int] = field(default_factory=dict)  # images per class sub-folder (`defect/dent`), when a class has several
+    threads: int = 1  # TensorFlow CPU threads (training/train.py: available_cpus unless --threads)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (goes into metadata.json training_data.plan)."""
@@ -123,7 +125,7 @@ class Plan:
             + (f", {self.synthetic_stains:g} synthetic stains per defect (ok frames, known masks)" if self.synthetic_stains else "")
             + (f", frames zoomed by up to {self.scale_jitter:.0%}" if self.scale_jitter else "")
             + (f", multiple-instance loss on each defect's top {self.mil_top_k} cells" if self.mil_weight and self.mil_top_k > 1 else ""),
-            f"  budget      {self.max_minutes:g} min of training (then threshold, held-out score, export"
+            f"  budget      {self.max_minutes:g} min of training on {self.threads} CPU thread{'s' if self.threads != 1 else ''} (then threshold, held-out score, export"
             + ("; less if the whole command would pass 30 min)" if "max-minutes" in self.chosen else ")"),
             ("  fast        " + (f"a fast variant at {size(self.fast_size)} ({FAST_DOWNSCALE} downscale, up to {FAST_MAX_MINUTES:g} more min), "
                                  "served on CPU only if it matches the exact model on the held-out frames" if self.fast_size else "no fast variant")),
@@ -200,6 +202,7 @@ def make_plan(args: argparse.Namespace, labels: list[int], sizes: list[tuple[int
         chosen=chosen,
         backbone=getattr(args, "backbone", None) or "",
         folders=dict(sorted(Counter(groups).items())) if groups and len(set(groups)) > len(set(labels)) else {},
+        threads=pick("threads", available_cpus()),
     )
     if not 0.0 <= plan.ema < 1.0:  # stop here, before any image is prepared
         raise ValueError(f"--ema {plan.ema:g}: expected the decay of the weight average in [0, 1), e.g. 0.99 (0 = off)")

@@ -100,6 +100,34 @@ def test_an_option_out_of_range_stops_the_plan_and_names_it():
             make_plan(_train_args(*bad), labels, sizes, masks=0)
 
 
+def test_threads_default_to_the_cpus_the_process_may_use_within_a_container_limit(tmp_path, capsys):
+    from training.train import available_cpus
+
+    cpus = len(os.sched_getaffinity(0))
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert available_cpus(v2) == cpus  # no limit: the affinity
+    (v2 / "cpu.max").write_text("50000 100000\n")
+    assert available_cpus(v2) == 1  # half a CPU: one thread
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert available_cpus(tmp_path / "v1") == cpus
+    (v1 / "cpu.cfs_quota_us").write_text(f"{100000 * (cpus + 5)}\n")
+    assert available_cpus(tmp_path / "v1") == cpus  # a limit above the affinity changes nothing
+    assert available_cpus(tmp_path / "none") == cpus  # no cgroup files: the affinity
+    labels, sizes = [1] * 30 + [0] * 30, [(64, 96)] * 60
+    plan = make_plan(_train_args(), labels, sizes, masks=0)
+    assert plan.threads == available_cpus() and "threads" in plan.chosen
+    assert f"min of training on {plan.threads} CPU thread" in "\n".join(plan.lines())
+    assert "on 3 CPU threads" in "\n".join(make_plan(_train_args("--threads", "3"), labels, sizes, masks=0).lines())
+    with pytest.raises(SystemExit):
+        _train_args("--threads", "0")
+    assert "--threads: expected at least 1, got '0'" in capsys.readouterr().err
+
+
 def test_train_plan_prints_and_trains_nothing(tmp_path, capsys):
     write_set(tmp_path / "set", "blobs", (40, 72), defective=20, ok=24, fmt="png")
     assert main(["train", "--data", str(tmp_path / "set"), "--out", str(tmp_path / "out"), "--plan"]) == 0
