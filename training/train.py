@@ -93,7 +93,8 @@ class StopRequest:
     that ends the job with SIGTERM, should still get the best model so far, judged and exported as
     usual. The first signal asks the loop to stop (the rest of the run takes seconds to a minute);
     a second one aborts at once, writing nothing. Python takes signals in the main thread only, so
-    elsewhere the guard does nothing and signals keep their usual effect.
+    elsewhere the guard does nothing and signals keep their usual effect. The loop asks `stopping()`
+    after each step and after each epoch.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -101,6 +102,7 @@ class StopRequest:
     def __init__(self, log: Callable[[str], None]):
         self.log = log
         self.received: Optional[str] = None
+        self._said = False
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "StopRequest":
@@ -113,12 +115,19 @@ class StopRequest:
             signal.signal(s, handler)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        # Only a flag: a handler that printed could interrupt a print of the main thread (reentrant write).
         name = signal.Signals(signum).name
         if self.received is not None:
             raise KeyboardInterrupt(f"second stop signal ({name}): training aborted, no model written")
         self.received = name
-        self.log(f"{name} received: stopping training after this step; the best epoch so far will be judged and exported "
-                 f"(send it again to abort without a model)")
+
+    def stopping(self) -> bool:
+        """True once a stop signal came; says so in the log the first time it is asked."""
+        if self.received is not None and not self._said:
+            self._said = True
+            self.log(f"{self.received} received: training stops now; the best epoch so far will be judged and exported "
+                     f"(send it again to abort without a model)")
+        return self.received is not None
 
 
 def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
@@ -255,7 +264,7 @@ def train(
                     lr.assign(train_config.learning_rate * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * progress))))
                 done_steps += 1
                 losses.append([float(v) for v in step(tf.constant(pixels), tf.constant(labels), tf.constant(seg_target), tf.constant(known))])
-                if time.monotonic() > deadline or stop.received:
+                if time.monotonic() > deadline or stop.stopping():
                     break
             if averaged is not None:
                 averaged.swap()  # judge (and keep) the averaged weights; swapped back before training on
@@ -281,7 +290,7 @@ def train(
                 f"val auc {record['val_roc_auc']:.4f}  cost {record['val_min_cost']:.0f}  margin {key[2]:+.2f}  "
                 f"{record['seconds']:.0f}s  elapsed {time.monotonic() - started:.0f}s{'  *best' if improved else ''}"
             )
-            if stop.received:
+            if stop.stopping():
                 stopped = f"interrupted by {stop.received} in epoch {epoch} of {train_config.epochs}"
                 break
             if time.monotonic() > deadline:

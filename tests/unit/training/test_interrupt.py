@@ -60,7 +60,7 @@ def test_a_stop_signal_ends_training_and_the_best_epoch_so_far_is_exported(tmp_p
                          fast=(_recipe(), data))
     folder = stopped.value.folder
     assert stopped.value.exit_status == 128 + signum and name in str(stopped.value)
-    assert any(line.startswith(f"{name} received: stopping training after this step") for line in lines)
+    assert any(line.startswith(f"{name} received: training stops now") for line in lines)
     assert f"training finished: interrupted by {name} in epoch 2 of 50" in "\n".join(lines)
     assert "fast variant skipped: training was interrupted" in lines and not (folder / "fast").exists()
     meta = json.loads((folder / "metadata.json").read_text())
