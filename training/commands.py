@@ -132,6 +132,7 @@ def _train(args: argparse.Namespace, log: Log) -> int:
                       downscale=fast_recipe.model.downscale)
         fast = (fast_recipe, load_images(checked.items, plan.fast_size, plan.frame, checked.images, downscale=fast_recipe.model.downscale))
         log(f"prepared the fast variant's images at {plan.fast_size[0]}x{plan.fast_size[1]} ({fast_recipe.model.downscale})")
+    checked.images.clear()  # the decoded camera frames: prepared now, and 20 minutes of training need only those
     if args.max_minutes is None:
         recipe = _fit_the_command_budget(recipe, fast, plan, scorer, len(data), time.monotonic() - started, export_s, args, log)
     info = {**summary(checked.items), "source": str(args.data), "data_split": args.data_split, "masks": checked.masks,

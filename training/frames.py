@@ -116,6 +116,9 @@ def to_working_size(pixels: Any, model_size: tuple[int, int], downscale: str = "
     return pixels
 
 
+PREPARE_BYTES = 64 * 2**20
+
+
 def prepare(images: np.ndarray, model_size: tuple[int, int], batch: int = 32, downscale: str = "area") -> np.ndarray:
     """uint8 [N, H, W] camera frames -> [N, h, w] (area) or [N, h, w, 3] (extremes), via `to_working_size`.
 
@@ -130,6 +133,8 @@ def prepare(images: np.ndarray, model_size: tuple[int, int], batch: int = 32, do
         return images
     import tensorflow as tf
 
+    # at most ~64 MB of float pixels per step: 32 frames of 5 MP would take 640 MB at a time
+    batch = max(1, min(batch, PREPARE_BYTES // max(1, 4 * images.shape[1] * images.shape[2])))
     out = []
     for start in range(0, len(images), batch):
         chunk = tf.constant(images[start : start + batch, ..., None], tf.float32)

@@ -50,6 +50,11 @@ def _fit(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.
     return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
+# Frames are fitted and brought to the working size this many at a time: a stack of every camera
+# frame at once doubled the peak memory (1300 frames of 5 MP are 6.5 GB per copy).
+PREPARE_CHUNK = 64
+
+
 def load_images(items: Sequence[LabeledImage], size: tuple[int, int], frame: Optional[tuple[int, int]] = None,
                 decoded: Optional[Sequence[np.ndarray]] = None, downscale: str = "area") -> ArraySet:
     """Decode labelled images and their masks, fitted into `frame` (camera size), then brought to `size`.
@@ -62,17 +67,22 @@ def load_images(items: Sequence[LabeledImage], size: tuple[int, int], frame: Opt
     unlabelled = [str(it.path) for it in items if it.label is None]
     if unlabelled:
         raise ValueError(f"training needs labelled images; {len(unlabelled)} have no label, e.g. {unlabelled[0]}")
-    images, masks = [], []
+    images, masks, pending = [], [], []
     for i, it in enumerate(items):
         image = decoded[i] if decoded is not None else it.read()
         mask = it.read_mask(image.shape)
         if frame is not None:
             image, mask = fit_to_frame(image, frame), fit_to_frame(mask, frame)
+            pending.append(image)
+            if len(pending) == PREPARE_CHUNK:
+                images.append(prepare(np.stack(pending), size, downscale=downscale))
+                pending = []
+        else:
+            images.append(_fit(image, size)[np.newaxis])
         masks.append(_fit(mask, size, nearest=True))
-        images.append(image if frame is not None else _fit(image, size))
-    stacked = np.stack(images)
-    if frame is not None:
-        stacked = prepare(stacked, size, downscale=downscale)
+    if pending:
+        images.append(prepare(np.stack(pending), size, downscale=downscale))
+    stacked = np.concatenate(images)
     known = np.array([it.label == 0 or it.mask_path is not None or it.ellipse is not None for it in items], bool)
     return ArraySet(stacked, np.stack(masks), np.array([it.label for it in items], np.int64), [str(it.path) for it in items], known)
 

@@ -149,3 +149,25 @@ def test_extremes_model_exports_and_serves_what_training_prepared(tmp_path, fram
     trained = np.asarray(scorer(prepare(frames, model, downscale="extremes").astype(np.float32))).reshape(-1)
     np.testing.assert_allclose(tf_scores, trained, rtol=1e-5, atol=1e-6)
     assert tf_scores[0] < 0.2 and tf_scores[1] > 0.7  # (a non-integer shrink blends the rest bilinearly)
+
+
+@pytest.mark.parametrize("downscale", ["area", "extremes"])
+def test_preparing_in_chunks_gives_the_frames_of_one_big_stack(monkeypatch, downscale):
+    """load_images fits and resizes a few frames at a time (peak memory); the pixels must be those of the whole stack at once."""
+    from pathlib import Path
+
+    from surface_images.datasets import LabeledImage
+    from training import frames, pipeline
+
+    rng = np.random.default_rng(3)
+    sizes = [(90, 130), (70, 140), (90, 130), (100, 100), (60, 80), (90, 130), (95, 125)]
+    decoded = [rng.integers(0, 256, s, dtype=np.uint8) for s in sizes]
+    items = [LabeledImage(Path(f"/set/{'defect' if i % 2 else 'ok'}/{i}.png"), i % 2) for i in range(len(sizes))]
+    frame, size = (90, 130), (64, 96)
+    whole = prepare(np.stack([fit_to_frame(im, frame) for im in decoded]), size, downscale=downscale)
+    monkeypatch.setattr(pipeline, "PREPARE_CHUNK", 3)  # chunks of 3, 3 and 1
+    monkeypatch.setattr(frames, "PREPARE_BYTES", 2 * 4 * 90 * 130)  # and two frames per resize step inside prepare
+    chunked = pipeline.load_images(items, size, frame, decoded, downscale=downscale)
+    assert chunked.images.dtype == whole.dtype == np.float32
+    np.testing.assert_array_equal(chunked.images, whole)
+    assert chunked.masks.shape == (len(sizes), *size) and list(chunked.labels) == [i % 2 for i in range(len(sizes))]
