@@ -94,3 +94,24 @@ def test_the_command_line_exits_with_the_signal_status_after_writing_the_model(t
     assert status == 130
     assert "interrupted: training was interrupted by SIGINT; the best epoch so far was written to" in capsys.readouterr().err
     assert json.loads((tmp_path / "demo" / "1" / "metadata.json").read_text())["export_warnings"]
+
+
+def test_a_stop_signal_during_the_fast_variant_drops_it_and_ships_the_exact_model(tmp_path, tiny):
+    from training.workflow import TrainingInterrupted, train_and_export
+
+    data, backbone = tiny
+    lines: list[str] = []
+
+    def log(line: str) -> None:  # the exact model runs 1 epoch to its end; the signal comes in the fast variant's first
+        lines.append(line)
+        if line.startswith("epoch   1/50"):
+            signal.raise_signal(signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train_and_export(_recipe(epochs=1), data, backbone, tmp_path / "models", (64, 64), {}, log=log, fast=(_recipe(), data))
+    folder = stopped.value.folder
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert stopped.value.exit_status == 130 and meta["variants"] == {} and not (folder / "fast").exists()
+    assert meta["export_warnings"] == ["no fast variant: RuntimeError: its training was interrupted by SIGINT in epoch 1 of 50"]
+    assert "training finished: epochs done; best epoch 1" in "\n".join(lines)  # the exact model was not cut short
+    assert not list((tmp_path / "models").glob(".fast-*"))
