@@ -53,8 +53,13 @@ class ModelConfig:
         return asdict(self)
 
 
-def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
-    """Return (training model -> [score, seg_logits or None], scorer -> score) sharing weights."""
+def build_models(config: ModelConfig, info: BackboneInfo, standardised_in_training: bool = False) -> tuple[Any, Any]:
+    """Return (training model -> [score, seg_logits or None], scorer -> score) sharing weights.
+
+    `standardised_in_training`: the training batches come already standardised by their whole
+    frame (BatchSampler, `standardize`), so the standardising layer passes them through when
+    called with training=True. Crops then look as they do inside the frame at serving time.
+    """
     import tf_keras as keras
 
     if config.design not in DESIGNS:
@@ -70,7 +75,7 @@ def build_models(config: ModelConfig, info: BackboneInfo) -> tuple[Any, Any]:
     if config.coarse_view and config.design != "segdec":
         raise ValueError(f"a coarse view needs design 'segdec' (it feeds the defect map), got {config.design!r}")
     pixels = keras.Input((None, None, channels(config.downscale)), name="pixels")
-    normalised = keras.layers.Lambda(_standardize, name="standardize")(pixels) if config.standardize else pixels
+    normalised = _standardizer(standardised_in_training)(pixels) if config.standardize else pixels
     base = normalised
     if config.flatten:
         if channels(config.downscale) != 1:
@@ -244,14 +249,33 @@ def _with_flattened(grey: Any) -> Any:
     return tf.concat([grey, 128.0 + 2.0 * (grey - local), grey], axis=-1)
 
 
-def _standardize(pixels: Any) -> Any:
-    """Map each frame to mean 128, standard deviation 40 (still on the 0..255 scale).
+# Per-frame standardisation (_standardizer): every frame leaves with this mean and spread, on the 0..255
+# scale; a spread below MIN_SPREAD (a blank frame) is not blown up into noise. BatchSampler uses the same numbers.
+STANDARD_MEAN, STANDARD_SPREAD, MIN_SPREAD = 128.0, 40.0, 4.0
+
+
+def standardise(pixels: Any, mean: Any, spread: Any) -> Any:
+    """Pixels of a frame with this mean and (floored) standard deviation -> the standard scale; numpy or TensorFlow."""
+    return (pixels - mean) / spread * STANDARD_SPREAD + STANDARD_MEAN
+
+
+def _standardizer(pass_in_training: bool) -> Any:
+    """The layer that maps each frame to mean 128, standard deviation 40 (still on the 0..255 scale).
 
     A random-init stem convolution sees a frame's overall brightness far more than its fine
     detail; frames of different surfaces or exposures then look alike to it. Standardising
     each frame first makes the network spend its capacity on local structure (defects).
+    `pass_in_training`: training batches are standardised already (by their whole frame, where
+    they are crops), so called with training=True the layer returns them unchanged.
     """
     import tensorflow as tf
+    import tf_keras as keras
 
-    mean, variance = tf.nn.moments(pixels, axes=[1, 2, 3], keepdims=True)
-    return (pixels - mean) / tf.maximum(tf.sqrt(variance), 4.0) * 40.0 + 128.0
+    class Standardize(keras.layers.Layer):
+        def call(self, pixels: Any, training: Any = None) -> Any:
+            if pass_in_training and training:
+                return pixels
+            mean, variance = tf.nn.moments(pixels, axes=[1, 2, 3], keepdims=True)
+            return standardise(pixels, mean, tf.maximum(tf.sqrt(variance), MIN_SPREAD))
+
+    return Standardize(name="standardize")

@@ -17,6 +17,7 @@ import numpy as np
 from surface_images.datasets import LabeledImage
 from surface_images.synthetic import SyntheticFrames
 from training.frames import fit_to_frame, prepare
+from training.model import MIN_SPREAD, standardise
 from training.synthetic import paste_stain
 
 
@@ -118,8 +119,13 @@ class BatchSampler:
     """
 
     def __init__(self, data: ArraySet, batch_size: int, stride: int, crop: Optional[int], seed: int, augment: bool = True, repeats: int = 1,
-                 balanced: bool = False, invert: float = 0.0, synthetic_stains: float = 0.0, scale_jitter: float = 0.0):
+                 balanced: bool = False, invert: float = 0.0, synthetic_stains: float = 0.0, scale_jitter: float = 0.0,
+                 standardize: bool = False):
         self.data, self.batch_size, self.stride, self.crop, self.augment = data, batch_size, stride, crop, augment
+        # Standardise each example as the model does at serving time: by its whole frame's mean and
+        # spread, also where the example is a crop (the model's own layer, which would use the crop's,
+        # passes training batches through: build_models `standardised_in_training`).
+        self.standardize = standardize
         if not 0.0 <= scale_jitter < 1.0:
             raise ValueError(f"scale jitter must be in [0, 1), got {scale_jitter:g}")
         self.scale_jitter = scale_jitter  # frames zoomed by up to 1 +- this, with a random shift (rescale_and_shift)
@@ -177,6 +183,7 @@ class BatchSampler:
         if self.crop:
             image, mask = self._crop(image, mask)
         image = image.astype(np.float32)
+        gain, offset = 1.0, 0.0  # the brightness changes below (x -> gain * x + offset), which the frame's statistics follow
         if stain:
             image, mask = paste_stain(image, self.rng)
         if self.augment:
@@ -193,10 +200,17 @@ class BatchSampler:
             if self.invert and rng.random() < self.invert:
                 # the extremes downscale's minimum and maximum channels trade places in a negative
                 image = 255.0 - (image[..., [0, 2, 1]] if image.ndim == 3 else image)
-            mean = image.mean()
-            image = (image - mean) * rng.uniform(0.8, 1.25) + mean + rng.uniform(-20, 20)
-            image = np.clip(image, 0, 255)
-        return np.ascontiguousarray(image), np.ascontiguousarray(mask)
+                gain, offset = -gain, 255.0 - offset
+            mean, contrast, shift = image.mean(), rng.uniform(0.8, 1.25), rng.uniform(-20, 20)
+            image = np.clip((image - mean) * contrast + mean + shift, 0, 255)
+            gain, offset = gain * contrast, (offset - mean) * contrast + mean + shift
+        if self.standardize:
+            if self.crop:  # the whole frame's statistics, carried through the brightness changes
+                frame = self.data.images[i]
+                image = standardise(image, gain * float(frame.mean()) + offset, max(abs(gain) * float(frame.std()), MIN_SPREAD))
+            else:  # the frame itself, as augmented (exactly what the model's layer computes)
+                image = standardise(image, image.mean(), max(float(image.std()), MIN_SPREAD))
+        return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask)
 
     def _crop(self, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A crop x crop window; for a defect, one that holds the centre of its mask."""

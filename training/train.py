@@ -200,12 +200,13 @@ def train(
     started = time.monotonic()
     deadline = started + 60.0 * train_config.max_minutes
     keras.utils.set_random_seed(train_config.seed)
-    train_model, scorer = build_models(model_config, backbone)
+    train_model, scorer = build_models(model_config, backbone, standardised_in_training=True)
     segdec = model_config.design == "segdec"
     stride = backbone.output_stride
     sampler = BatchSampler(train_set, train_config.batch_size, stride, train_config.crop or None, train_config.seed, repeats=train_config.repeats,
                            balanced=train_config.balanced, invert=train_config.invert,
-                           synthetic_stains=train_config.synthetic_stains, scale_jitter=train_config.scale_jitter)
+                           synthetic_stains=train_config.synthetic_stains, scale_jitter=train_config.scale_jitter,
+                           standardize=model_config.standardize)
     n, n_pos = len(train_set), int(train_set.labels.sum())
     if n_pos == 0 or n_pos == n:
         raise ValueError(f"training data needs both classes; got {n_pos} defective of {n}")

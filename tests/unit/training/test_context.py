@@ -70,13 +70,6 @@ def test_a_lighting_gradient_cancels_in_the_neighbourhood_channel():
     assert context[..., 0].max() > 0.5  # while |near - frame mean| sees the ramp's ends (the head gets both)
 
 
-@pytest.fixture(scope="module")
-def small_backbone(tmp_path_factory):
-    from training.backbone import build_backbone
-
-    return build_backbone(tmp_path_factory.mktemp("backbone") / "b0_stride4", "stride4")
-
-
 def test_the_flattened_channel_drops_the_shading_and_keeps_a_small_blob():
     import tensorflow as tf
 

@@ -96,14 +96,6 @@ def test_cli_reports_a_missing_data_folder_in_one_line(tmp_path, capsys):
     assert status == 2 and "nope: no such folder" in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def small_backbone(tmp_path_factory):
-    from training.backbone import build_backbone
-
-    # stride4 = stem + first two MBConv stages: the cheapest real EfficientNet-B0 cut
-    return build_backbone(tmp_path_factory.mktemp("backbone") / "b0_stride4", "stride4")
-
-
 def test_hub_loading_path_with_a_local_backbone(small_backbone):
     from training.backbone import backbone_info, hub_layer
 
