@@ -172,7 +172,7 @@ def _quick_demo(args: argparse.Namespace, log: Log) -> int:
     configure_threads(args.threads)
     started = time.monotonic()
     frames = SyntheticFrames(seed=args.seed, size=args.frame_size, defect_rate=0.5, defect_scale=args.defect_scale)
-    data = load_synthetic(frames, 0, args.frames, args.model_size, args.downscale)
+    data = load_synthetic(frames, 0, args.frames, args.model_size, args.downscale, workers=args.threads)
     log(f"generated {len(data)} synthetic frames ({int(data.labels.sum())} defective) in {time.monotonic() - started:.0f}s")
     backbone = _backbone(args, args.backbone_variant, log)
     summary = {"images": len(data), "defective": int(data.labels.sum()), "ok": int(len(data) - data.labels.sum()),

@@ -8,6 +8,9 @@ re-decoding PNGs every epoch, and identical across runs for a given seed.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
@@ -88,15 +91,42 @@ def load_images(items: Sequence[LabeledImage], size: tuple[int, int], frame: Opt
     return ArraySet(stacked, np.stack(masks), np.array([it.label for it in items], np.int64), [str(it.path) for it in items], known)
 
 
-def load_synthetic(frames: SyntheticFrames, start: int, count: int, size: tuple[int, int], downscale: str = "area") -> ArraySet:
-    """Generate synthetic frames start..start+count-1, brought to `size` by the model's own resize."""
-    samples = frames.batch(start, count)
+# Frames per task when synthetic frames are made in several processes (load_synthetic `workers`).
+SYNTHETIC_CHUNK = 200
+
+
+def load_synthetic(frames: SyntheticFrames, start: int, count: int, size: tuple[int, int], downscale: str = "area",
+                   workers: int = 1) -> ArraySet:
+    """Generate synthetic frames start..start+count-1, brought to `size` by the model's own resize.
+
+    `workers` > 1 makes the frames in that many processes (numpy noise runs on one core each); every
+    frame is a pure function of (seed, index), so the frames are the same either way.
+    """
+    bounds = list(range(start, start + count, SYNTHETIC_CHUNK)) + [start + count]
+    spans = [(lo, hi - lo) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]] = []
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(spans) > 1:
+            # spawn, not fork: the caller has TensorFlow's threads running, which a forked child must not inherit
+            pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(spans)), mp_context=multiprocessing.get_context("spawn")))
+            made = pool.map(_synthetic_part, [frames] * len(spans), *zip(*spans), [size] * len(spans))
+        else:
+            made = (_synthetic_part(frames, lo, n, size) for lo, n in spans)
+        for images, masks, labels, kinds in made:  # brought to the working size part by part: no full stack of camera frames
+            parts.append((prepare(images, size, downscale=downscale), masks, labels, kinds))
     return ArraySet(
-        prepare(np.stack([s.image for s in samples]), size, downscale=downscale),
-        np.stack([_fit(s.mask, size, nearest=True) for s in samples]),
-        np.array([s.label for s in samples], np.int64),
-        [f"synthetic:{frames.seed}:{start + i}:{s.kind}" for i, s in enumerate(samples)],
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        [f"synthetic:{frames.seed}:{start + i}:{kind}" for i, kind in enumerate(k for p in parts for k in p[3])],
     )
+
+
+def _synthetic_part(frames: SyntheticFrames, start: int, count: int, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(camera frames, masks at `size`, labels, defect kinds) of frames start..start+count-1."""
+    samples = frames.batch(start, count)
+    return (np.stack([s.image for s in samples]), np.stack([_fit(s.mask, size, nearest=True) for s in samples]),
+            np.array([s.label for s in samples], np.int64), [s.kind for s in samples])
 
 
 def stratified_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> list[np.ndarray]:

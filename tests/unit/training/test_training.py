@@ -309,3 +309,17 @@ def test_mil_top_k_lifts_a_defects_k_best_cells_and_keeps_the_ok_frames_top_cell
                        tf.nn.sigmoid_cross_entropy_with_logits(1.0, -1.5).numpy())
     with pytest.raises(ValueError, match="mil top k must be at least 1"):
         mil_loss_per_frame(maps, labels, 0)
+
+
+def test_synthetic_frames_made_in_two_processes_are_the_frames_made_in_one():
+    from surface_images.synthetic import SyntheticFrames
+    from training.pipeline import SYNTHETIC_CHUNK, load_synthetic
+
+    frames = SyntheticFrames(seed=3, size=(96, 64), defect_scale=2)
+    count = 2 * SYNTHETIC_CHUNK + 17  # three tasks, the last one short
+    one, two = load_synthetic(frames, 5, count, (48, 32)), load_synthetic(frames, 5, count, (48, 32), workers=2)
+    np.testing.assert_array_equal(one.images, two.images)
+    np.testing.assert_array_equal(one.masks, two.masks)
+    np.testing.assert_array_equal(one.labels, two.labels)
+    assert one.names == two.names and len(two.names) == count and two.names[0].startswith("synthetic:3:5:")
+    assert 0 < two.labels.sum() < count and two.masks[two.labels == 1].max() == 255
