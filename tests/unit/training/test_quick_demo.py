@@ -22,7 +22,7 @@ from training.cli import build_parser, main
 
 def test_quick_demo_defaults_are_the_crops_recipe_at_128():
     args = build_parser().parse_args(["quick-demo", "--out", "o"])
-    assert (args.frames, args.epochs, args.crop, args.repeats) == (1200, 6, 64, 3)
+    assert (args.frames, args.epochs, args.crop, args.repeats) == (4800, 3, 64, 3)
     assert args.model_size == (128, 128) and args.backbone_variant == "stride4" and args.max_fpr == 0.0
 
 
