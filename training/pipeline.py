@@ -156,6 +156,8 @@ class BatchSampler:
         # spread, also where the example is a crop (the model's own layer, which would use the crop's,
         # passes training batches through: build_models `standardised_in_training`).
         self.standardize = standardize
+        # each frame's (mean, spread), once: its crops ask for them every epoch
+        self.frame_stats = np.array([(float(f.mean()), float(f.std())) for f in data.images]) if standardize and crop else None
         if not 0.0 <= scale_jitter < 1.0:
             raise ValueError(f"scale jitter must be in [0, 1), got {scale_jitter:g}")
         self.scale_jitter = scale_jitter  # frames zoomed by up to 1 +- this, with a random shift (rescale_and_shift)
@@ -235,9 +237,9 @@ class BatchSampler:
             image = np.clip((image - mean) * contrast + mean + shift, 0, 255)
             gain, offset = gain * contrast, (offset - mean) * contrast + mean + shift
         if self.standardize:
-            if self.crop:  # the whole frame's statistics, carried through the brightness changes
-                frame = self.data.images[i]
-                image = standardise(image, gain * float(frame.mean()) + offset, max(abs(gain) * float(frame.std()), MIN_SPREAD))
+            if self.frame_stats is not None:  # a crop: its whole frame's statistics, carried through the brightness changes
+                frame_mean, frame_spread = self.frame_stats[i]
+                image = standardise(image, gain * frame_mean + offset, max(abs(gain) * frame_spread, MIN_SPREAD))
             else:  # the frame itself, as augmented (exactly what the model's layer computes)
                 image = standardise(image, image.mean(), max(float(image.std()), MIN_SPREAD))
         return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask)
