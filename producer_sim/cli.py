@@ -7,12 +7,13 @@ Exit codes: 0 ok; 1 frames lost (run) or fewer than --until frames seen (watch);
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from line_runtime.settings import SettingsError, env_name, load_settings, settings_table
 from producer_sim.exit_codes import EXIT_BAD_INPUT
@@ -92,17 +93,27 @@ def _settings(args: argparse.Namespace) -> SimSettings:
     return load_settings(SimSettings, **fields)
 
 
-def _stop_on_signals() -> threading.Event:
-    """SIGINT/SIGTERM only set a flag; the loop flushes and exits. A second Ctrl-C aborts."""
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM only set a flag; the loop flushes and exits. A second Ctrl-C aborts.
+
+    The previous handlers come back on the way out, so `main()` called in-process (tests, a host program)
+    leaves no handler behind that would swallow the caller's Ctrl-C.
+    """
     stop = threading.Event()
 
     def handler(signum, _frame):
         stop.set()
         signal.signal(signum, signal.SIG_DFL)
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    return stop
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum in previous:
+        signal.signal(signum, handler)
+    try:
+        yield stop
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -115,13 +126,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BAD_INPUT
     from producer_sim import commands  # after argument parsing: --help stays fast
 
-    stop = _stop_on_signals()
     status_to = None if args.quiet else sys.stderr
-    if args.command == "run":
-        code, summary, text = commands.run(settings, stop, status_to)
-    else:
-        code, summary, text = commands.watch(settings, stop, status_to, args.until, args.watch_duration,
-                                             args.from_beginning)
+    with _stop_on_signals() as stop:
+        if args.command == "run":
+            code, summary, text = commands.run(settings, stop, status_to)
+        else:
+            code, summary, text = commands.watch(settings, stop, status_to, args.until, args.watch_duration,
+                                                 args.from_beginning)
     if text:
         print(text, file=sys.stderr)
     if args.json and summary is not None:

@@ -176,9 +176,12 @@ def test_flags_override_env_and_bad_values_name_the_variable(monkeypatch):
 
 
 def test_bad_source_exits_with_a_clear_error(tmp_path, capsys):
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert main(["run", "--source-dir", str(tmp_path), "--quiet"]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "no images" in err
+    # in-process: the stop handlers are gone again, the caller's Ctrl-C is its own
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_help_never_shows_secret_values(monkeypatch, capsys):
