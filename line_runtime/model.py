@@ -26,6 +26,7 @@ from line_contracts.model import (
     TFLITE_FILE,
     ModelMetadata,
 )
+from line_runtime.cpus import available_cpus
 
 BACKENDS = ("auto", "tensorflow", "litert", "null")
 
@@ -149,6 +150,8 @@ def load_model(version_dir: Path, backend: str = "auto", jit_compile: bool = Fal
 
     "null" runs no model at all (score 0 for every frame, only metadata.json is read): the benchmark uses it
     to measure what the pipeline around the model costs; never chosen by "auto".
+    `num_threads` is the LiteRT interpreter's (None: every CPU the process may use, `available_cpus`; the
+    interpreter's own default is one thread).
     """
     version_dir = Path(version_dir)
     if backend not in BACKENDS:
@@ -207,7 +210,7 @@ def _litert_runner(tflite_path: Path, metadata: ModelMetadata, num_threads: Opti
 
     if not tflite_path.is_file():
         raise ModelLoadError(f"{tflite_path} not found: export the model with its LiteRT twin or use backend tensorflow")
-    interpreter = Interpreter(model_path=str(tflite_path), num_threads=num_threads)
+    interpreter = Interpreter(model_path=str(tflite_path), num_threads=num_threads or available_cpus())
     runner = interpreter.get_signature_runner(SIGNATURE_NAME)
     input_index = runner.get_input_details()[INPUT_KEY]["index"]
     outputs = runner.get_output_details()

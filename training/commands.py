@@ -163,9 +163,10 @@ def _fit_the_command_budget(recipe, fast, plan, scorer, n_images: int, spent_s: 
 
 
 def _quick_demo(args: argparse.Namespace, log: Log) -> int:
+    from line_runtime.cpus import available_cpus
     from surface_images.synthetic import SyntheticFrames
     from training.pipeline import load_synthetic
-    from training.train import available_cpus, configure_threads
+    from training.train import configure_threads
     from training.workflow import train_and_export
 
     args.threads = args.threads or available_cpus()

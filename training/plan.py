@@ -20,10 +20,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from line_runtime.cpus import available_cpus
 from training.backbone import VARIANTS, backbone_info
 from training.frames import SIDE_MULTIPLE, camera_size, channels, dominant_size, working_size
 from training.model import COARSE_VIEW_FACTORS, MAX_DECISION_STAGES
-from training.train import available_cpus
 from training.variants import FAST_DOWNSCALE, FAST_MAX_MINUTES, fast_size
 
 # Working pixels per frame. Crops: native up to 512x512 (the DAGM recipe). Whole frames: an epoch
@@ -87,7 +87,7 @@ class Plan:
     chosen: list[str] = field(default_factory=list)  # names of values chosen by rule (not given)
     backbone: str = ""  # --backbone as given (a TF Hub handle or a SavedModel folder); "" = a random-init one built locally
     folders: dict[str, int] = field(default_factory=dict)  # images per class sub-folder (`defect/dent`), when a class has several
-    threads: int = 1  # TensorFlow CPU threads (training/train.py: available_cpus unless --threads)
+    threads: int = 1  # TensorFlow CPU threads (line_runtime/cpus.py: available_cpus unless --threads)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (goes into metadata.json training_data.plan)."""

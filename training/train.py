@@ -7,13 +7,10 @@ score, or when the `max_minutes` deadline passes (a monotonic deadline, checked 
 
 from __future__ import annotations
 
-import math
-import os
 import signal
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -48,7 +45,7 @@ class TrainConfig:
     balanced: bool = False  # epochs of every defective frame + as many random ok frames (whole-frame recipe)
     seed: int = 0
     max_minutes: float = 25.0
-    threads: int = 2  # the command line's default is every CPU the process may use (available_cpus)
+    threads: int = 2  # the command line's default is every CPU the process may use (line_runtime.cpus.available_cpus)
     # "step": x0.1 for the last third of the epochs; "cosine": per-batch cosine decay to 2 % by the
     # end of the epochs OR of the time budget, whichever comes first (a short run on busy cores
     # still ends on a low, settled learning rate instead of being cut mid-stride)
@@ -128,26 +125,6 @@ class StopRequest:
             self.log(f"{self.received} received: training stops now; the best epoch so far will be judged and exported "
                      f"(send it again to abort without a model)")
         return self.received is not None
-
-
-def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """CPUs this process may use: its CPU affinity, capped by a container's CPU quota (cgroup v2 or v1).
-
-    A pod limited to 4 CPUs on a 64-core node still sees 64 cores; 64 TensorFlow threads there
-    are throttled by the quota and run slower than 4.
-    """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    quota = None
-    try:
-        if (cgroup / "cpu.max").is_file():  # v2: "max 100000" or "<quota> <period>"
-            limit, period = (cgroup / "cpu.max").read_text().split()[:2]
-            quota = None if limit == "max" else float(limit) / float(period)
-        elif (cgroup / "cpu" / "cpu.cfs_quota_us").is_file():  # v1: -1 = no limit
-            limit = float((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
-            quota = None if limit <= 0 else limit / float((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
-    except (OSError, ValueError):
-        quota = None  # unreadable: the affinity alone
-    return max(1, min(cpus, math.ceil(quota))) if quota else max(1, cpus)
 
 
 def configure_threads(threads: int) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from line_runtime.cpus import available_cpus
 from line_runtime.model import LoadedModel, check_fit_to_serve, gpu_visible, latest_version, load_model, resolve_backend
 from line_runtime.variants import choose_variant
 from worker.device_defaults import apply_device_defaults, describe
@@ -35,6 +36,11 @@ class ServingModel:
 
 def _version_number(path: Path) -> int:
     return int(path.name) if path.name.isdigit() else -1
+
+
+def model_threads(settings: WorkerSettings) -> int:
+    """The LiteRT interpreter's threads: the setting, or the pod's usable CPUs shared among its consumer processes."""
+    return settings.model_threads or max(1, available_cpus() // settings.processes)
 
 
 class ModelManager:
@@ -70,15 +76,16 @@ class ModelManager:
         s = self._settings
         choice = choose_variant(version_dir, s.model_variant, resolve_backend(version_dir, s.model_backend))
         log.info("model variant %s (%s)", choice.variant, choice.reason)
-        model = load_model(choice.folder, backend=s.model_backend, jit_compile=self._jit)
+        model = load_model(choice.folder, backend=s.model_backend, jit_compile=self._jit, num_threads=model_threads(s))
         # Before warm-up: an unfit model is refused at start (exit, naming the gate) and on hot reload (old kept).
         check_fit_to_serve(model.metadata, s.allow_unfit_model)
         model.warmup(s.batch_buckets())
         md = model.metadata
         threshold = s.threshold_override if s.threshold_override is not None else md.threshold
-        log.info("model %s v%s (%s) loaded from %s (backend %s, input %dx%d, threshold %.4f), warmed batch sizes %s",
-                 md.name, md.version, choice.variant, choice.folder, model.backend, md.input_width, md.input_height, threshold,
-                 s.batch_buckets())
+        threads = f", {model_threads(s)} CPU threads" if model.backend == "litert" else ""
+        log.info("model %s v%s (%s) loaded from %s (backend %s%s, input %dx%d, threshold %.4f), warmed batch sizes %s",
+                 md.name, md.version, choice.variant, choice.folder, model.backend, threads, md.input_width, md.input_height,
+                 threshold, s.batch_buckets())
         return ServingModel(model, md.name, md.version, model.backend, threshold, md.input_height, md.input_width,
                             choice.variant, version_dir)
 

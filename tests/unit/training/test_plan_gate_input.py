@@ -100,24 +100,9 @@ def test_an_option_out_of_range_stops_the_plan_and_names_it():
             make_plan(_train_args(*bad), labels, sizes, masks=0)
 
 
-def test_threads_default_to_the_cpus_the_process_may_use_within_a_container_limit(tmp_path, capsys):
-    from training.train import available_cpus
+def test_threads_default_to_the_cpus_the_process_may_use(capsys):
+    from line_runtime.cpus import available_cpus
 
-    cpus = len(os.sched_getaffinity(0))
-    v2 = tmp_path / "v2"
-    v2.mkdir()
-    (v2 / "cpu.max").write_text("max 100000\n")
-    assert available_cpus(v2) == cpus  # no limit: the affinity
-    (v2 / "cpu.max").write_text("50000 100000\n")
-    assert available_cpus(v2) == 1  # half a CPU: one thread
-    v1 = tmp_path / "v1" / "cpu"
-    v1.mkdir(parents=True)
-    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
-    (v1 / "cpu.cfs_period_us").write_text("100000\n")
-    assert available_cpus(tmp_path / "v1") == cpus
-    (v1 / "cpu.cfs_quota_us").write_text(f"{100000 * (cpus + 5)}\n")
-    assert available_cpus(tmp_path / "v1") == cpus  # a limit above the affinity changes nothing
-    assert available_cpus(tmp_path / "none") == cpus  # no cgroup files: the affinity
     labels, sizes = [1] * 30 + [0] * 30, [(64, 96)] * 60
     plan = make_plan(_train_args(), labels, sizes, masks=0)
     assert plan.threads == available_cpus() and "threads" in plan.chosen

@@ -1,0 +1,32 @@
+"""The LiteRT interpreter's threads: WORKER_MODEL_THREADS, or the pod's usable CPUs shared among its processes.
+
+The CPU count is the one probe replaced here: this machine cannot be made an 8- or 3-CPU container.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import worker.model
+from line_runtime.cpus import available_cpus
+from worker.model import model_threads
+from worker.settings import WorkerSettings
+
+
+def test_an_explicit_setting_wins():
+    assert model_threads(WorkerSettings(model_threads=3, processes=4)) == 3
+
+
+@pytest.mark.parametrize("cpus, processes, expected", [(8, 1, 8), (8, 2, 4), (8, 3, 2), (3, 4, 1), (1, 1, 1)])
+def test_auto_shares_the_usable_cpus_among_the_consumer_processes(monkeypatch, cpus, processes, expected):
+    monkeypatch.setattr(worker.model, "available_cpus", lambda: cpus)
+    assert model_threads(WorkerSettings(processes=processes)) == expected
+
+
+def test_auto_on_this_machine_is_its_usable_cpus():
+    assert model_threads(WorkerSettings()) == available_cpus()
+
+
+def test_a_negative_setting_is_refused():
+    with pytest.raises(ValueError, match="model_threads"):
+        WorkerSettings(model_threads=-1)
