@@ -54,6 +54,8 @@ def _args(argv):
     p.add_argument("--max-batch-size", type=int, default=None, help="WORKER_MAX_BATCH_SIZE for the worker and "
                    "latency stages (default: the worker's default)")
     p.add_argument("--max-batch-wait-ms", type=float, default=None, help="WORKER_MAX_BATCH_WAIT_MS likewise")
+    p.add_argument("--model-threads", type=int, default=None, help="WORKER_MODEL_THREADS likewise (default: the "
+                   "worker's, every CPU it may use)")
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--skip-ceiling", action="store_true")
     p.add_argument("--skip-pipeline-ceiling", action="store_true", help="leave out the null-model pipeline "
@@ -129,8 +131,8 @@ def _pipeline(args, env, results: dict, stages) -> None:
     results["preload"] = stages.preload(env, topics["frames"], args.frames)
     profile_s = 0 if args.no_profile else 30
     print("worker stage: one worker, cold start, default settings", flush=True)
-    chosen = {k: v for k, v in (("max_batch_size", args.max_batch_size),
-                                ("max_batch_wait_ms", args.max_batch_wait_ms)) if v is not None}
+    chosen = {k: v for k, v in (("max_batch_size", args.max_batch_size), ("max_batch_wait_ms", args.max_batch_wait_ms),
+                                ("model_threads", args.model_threads)) if v is not None}
     worker = stages.run_worker_backlog(env, topics, args.frames, "backlog", profile_s=profile_s, **chosen)
     results["worker"] = worker
     print(f"  {worker['frames_per_s']:.1f} frames/s, backend {worker['backend']}, mean batch "
