@@ -24,6 +24,8 @@ def test_quick_demo_defaults_are_the_crops_recipe_at_128():
     args = build_parser().parse_args(["quick-demo", "--out", "o"])
     assert (args.frames, args.epochs, args.crop, args.repeats) == (4800, 3, 64, 3)
     assert args.model_size == (128, 128) and args.backbone_variant == "stride4" and args.max_fpr == 0.0
+    assert args.decision_stages == 2
+    assert build_parser().parse_args(["quick-demo", "--out", "o", "--decision-stages", "0"]).decision_stages == 0
 
 
 def test_quick_demo_trains_on_crops_and_exports_a_whole_frame_model(tmp_path):
@@ -35,6 +37,7 @@ def test_quick_demo_trains_on_crops_and_exports_a_whole_frame_model(tmp_path):
     metadata = json.loads((version / "metadata.json").read_text())
     assert (metadata["input_height"], metadata["input_width"]) == (512, 512)
     assert (metadata["architecture"]["model_height"], metadata["architecture"]["model_width"]) == (128, 128)
+    assert metadata["architecture"]["decision_stages"] == 2
     recipe = metadata["training_data"]["train_config"]
     assert (recipe["crop"], recipe["repeats"], recipe["epochs"]) == (64, 3, 1)
     assert metadata["training_data"]["images"] == 48
