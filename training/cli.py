@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                           patience=99, schedule="cosine", downscale="area")
     demo.add_argument("--mil-weight", type=float, default=1.0, help="weight of the top-cell loss (pushes the hardest ok cell down)")
     demo.set_defaults(max_fpr=0.0, batch_size=8)  # min DAGM cost, but a live display at 5% defects must not cry wolf
-    # A wider view for the score: on 4800 frames the demo's pool was perfect with 3 of 4 seeds (0 of 4 without),
+    # A wider view for the score: on 4800 frames the demo's pool was perfect in 3 of 5 builds (0 of 4 without),
     # fresh frames level, the build no slower (docs/training.md, "More frames, fewer epochs").
     demo.set_defaults(decision_stages=2)
 
