@@ -39,8 +39,8 @@ def _version_number(path: Path) -> int:
 
 
 def model_threads(settings: WorkerSettings) -> int:
-    """The LiteRT interpreter's threads: the setting, or the pod's usable CPUs shared among its consumer processes."""
-    return settings.model_threads or max(1, available_cpus() // settings.processes)
+    """The LiteRT interpreter's threads: the setting, or the pod's CPUs shared among its consumer processes."""
+    return settings.model_threads or max(1, (settings.cpus or available_cpus()) // settings.processes)
 
 
 class ModelManager:

@@ -51,9 +51,13 @@ class WorkerSettings(KafkaClientSettings):
     max_batch_wait_ms: float = Field(20.0, ge=0, le=60_000, description="A micro-batch closes when its oldest frame "
                                      "has waited this long, even if it is not full.")
     decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding frames (OpenCV releases the GIL).")
-    model_threads: int = Field(0, ge=0, le=256, description="CPU threads of the LiteRT interpreter. 0: the CPUs this "
-                               "pod may use (its CPU affinity, capped by the container's CPU limit) shared among its "
-                               "consumer processes (at least one each). The TensorFlow backend ignores it.")
+    model_threads: int = Field(0, ge=0, le=256, description="CPU threads of the LiteRT interpreter in each consumer "
+                               "process. 0: the pod's CPUs (WORKER_CPUS) shared among its consumer processes, at least "
+                               "one each. The TensorFlow backend ignores it.")
+    cpus: int = Field(0, ge=0, le=1024, description="CPUs this pod's model threads share. 0: detect them (the CPU "
+                      "affinity, capped by the container's CPU limit). The Helm chart sets the pod's CPU request, "
+                      "rounded up: a pod without a CPU limit would otherwise see, and spin threads on, every core "
+                      "of its node.")
     processes: int = Field(1, ge=1, le=64, description="Consumer processes in this pod, all in the consumer group and "
                            "sharing the pod's device (worker/fleet.py). One Python process moves a few hundred PNG "
                            "frames/s; more processes feed a GPU that judges thousands. Each gets "

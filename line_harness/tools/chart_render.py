@@ -128,6 +128,12 @@ def container(docs: list[dict], component: str = "worker") -> dict:
     return pod_spec(docs, component)["containers"][0]
 
 
+def secret_refs(container: dict) -> dict[str, dict]:
+    """The container's env vars that come from a Secret: name -> its secretKeyRef (Downward API ones left out)."""
+    return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})}
+
+
 def worker_config(docs: list[dict]) -> dict:
     """The worker ConfigMap's data (its WORKER_* settings)."""
     return find(docs, "ConfigMap", "-worker")["data"]

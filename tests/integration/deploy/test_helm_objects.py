@@ -20,6 +20,7 @@ from line_harness.tools.chart_render import (
     pod_spec,
     render,
     scenarios,
+    secret_refs,
     worker_config,
 )
 
@@ -166,7 +167,7 @@ def test_model_delivery_by_url_s3_pvc_and_image(rendered):
 def test_credentials_come_from_the_secret_and_tls_files_are_mounted(rendered):
     docs = rendered["existing-secret"]
     assert not [d for d in docs if d["kind"] == "Secret"]  # the existing one is used, none created
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container(docs)["env"] if "valueFrom" in e}
+    env = secret_refs(container(docs))
     assert env["WORKER_KAFKA_SASL_USERNAME"] == {"name": "kafka-client-credentials", "key": "username"}
     assert env["WORKER_KAFKA_SASL_PASSWORD"] == {"name": "kafka-client-credentials", "key": "password"}
     assert env["WORKER_KAFKA_SSL_PASSWORD"]["name"] == "kafka-client-credentials"

@@ -18,6 +18,7 @@ from line_harness.tools.chart_render import (
     pod_spec,
     render,
     scenarios,
+    secret_refs,
     worker_config,
 )
 
@@ -100,7 +101,7 @@ def test_keda_uses_the_worker_key_password():
     docs = render((CI["existing-secret"],), set_values=("autoscaling.keda.enabled=true",))
     refs = {r["parameter"]: r for r in find(docs, "TriggerAuthentication")["spec"]["secretTargetRef"]}
     assert set(refs) == {"username", "password", "ca", "cert", "key", "keyPassword"}
-    worker_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container(docs)["env"] if "valueFrom" in e}
+    worker_env = secret_refs(container(docs))
     assert {"name": refs["keyPassword"]["name"], "key": refs["keyPassword"]["key"]} == worker_env["WORKER_KAFKA_SSL_PASSWORD"]
 
 

@@ -5,13 +5,14 @@ WorkerSettings/SimSettings, and every value in values.yaml is documented."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from line_harness.tools.chart_render import CHART, find, scenarios  # noqa: E402
+from line_harness.tools.chart_render import CHART, MINIMAL_SETS, find, render, scenarios  # noqa: E402
 from line_runtime.settings import KafkaClientSettings, env_name, load_settings
 from producer_sim.settings import SimSettings
 from worker.settings import WorkerSettings
@@ -30,17 +31,31 @@ CHART_DEFAULTS_DIFFER = {
     # null = not set: the worker chooses batching by backend and device (worker/device_defaults.py)
     "max_batch_size": None,
     "max_batch_wait_ms": None,
+    # null = from the pod's CPU request (Downward API): a pod without a CPU limit would detect its node's cores
+    "cpus": None,
 }
 
 
 
 
+def cpu_cores(quantity: str) -> float:
+    """A Kubernetes CPU quantity ("2", "1.5", "500m") in cores."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
 def rendered_env(docs: list[dict], component: str, prefix: str) -> dict[str, str]:
-    """Env of a component as the container would see it: ConfigMap data + secret refs (fake values)."""
+    """Env of a component as the container would see it: ConfigMap data, then the container's env (which wins):
+    secret refs as a stand-in value, Downward API resource fields as Kubernetes computes them."""
     env = dict(find(docs, "ConfigMap", f"-{component}")["data"])
     c = find(docs, "Deployment", f"-{component}")["spec"]["template"]["spec"]["containers"][0]
     for e in c.get("env", []):
-        env[e["name"]] = e.get("value", "s3cret")  # secretKeyRef -> a stand-in value
+        field = e.get("valueFrom", {}).get("resourceFieldRef")
+        if field:  # the Downward API rounds a resource up to whole divisors
+            kind, resource = field["resource"].split(".")
+            value = cpu_cores(str(c["resources"][kind][resource])) / cpu_cores(str(field.get("divisor", "1")))
+            env[e["name"]] = str(math.ceil(value))
+        else:
+            env[e["name"]] = e.get("value", "s3cret")  # secretKeyRef -> a stand-in value
     return {k: v for k, v in env.items() if k.startswith(prefix)}
 
 
@@ -73,6 +88,16 @@ def test_every_worker_setting_is_settable_from_values():
     assert settable == expected
     assert set(VALUES["worker"]["settings"]) == expected  # and each is visible (documented) in values.yaml
     assert SCHEMA["properties"]["worker"]["properties"]["settings"]["additionalProperties"] is False
+
+
+def test_the_model_threads_follow_the_pods_cpu_request_unless_cpus_is_set():
+    docs = render(set_values=MINIMAL_SETS + ("worker.resources.requests.cpu=1500m",))
+    assert "WORKER_CPUS" not in find(docs, "ConfigMap", "-worker")["data"]
+    assert rendered_env(docs, "worker", "WORKER_")["WORKER_CPUS"] == "2"  # 1.5 CPUs rounded up
+    docs = render(set_values=MINIMAL_SETS + ("worker.settings.cpus=3",))
+    assert rendered_env(docs, "worker", "WORKER_")["WORKER_CPUS"] == "3"
+    assert not [e for e in find(docs, "Deployment", "-worker")["spec"]["template"]["spec"]["containers"][0]["env"]
+                if e["name"] == "WORKER_CPUS"]
 
 
 def test_kafka_values_cover_every_kafka_setting(rendered):

@@ -1,4 +1,5 @@
-"""The LiteRT interpreter's threads: WORKER_MODEL_THREADS, or the pod's usable CPUs shared among its processes.
+"""The LiteRT interpreter's threads: WORKER_MODEL_THREADS, or the pod's CPUs (WORKER_CPUS, else detected) shared
+among its processes.
 
 The CPU count is the one probe replaced here: this machine cannot be made an 8- or 3-CPU container.
 """
@@ -21,6 +22,12 @@ def test_an_explicit_setting_wins():
 def test_auto_shares_the_usable_cpus_among_the_consumer_processes(monkeypatch, cpus, processes, expected):
     monkeypatch.setattr(worker.model, "available_cpus", lambda: cpus)
     assert model_threads(WorkerSettings(processes=processes)) == expected
+
+
+@pytest.mark.parametrize("cpus, processes, expected", [(4, 1, 4), (4, 2, 2), (2, 4, 1)])
+def test_the_pods_cpus_as_the_chart_sets_them_win_over_detection(monkeypatch, cpus, processes, expected):
+    monkeypatch.setattr(worker.model, "available_cpus", lambda: 64)  # a node's cores, seen by a pod without a limit
+    assert model_threads(WorkerSettings(cpus=cpus, processes=processes)) == expected
 
 
 def test_auto_on_this_machine_is_its_usable_cpus():
