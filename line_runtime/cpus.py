@@ -26,3 +26,20 @@ def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
     except (OSError, ValueError):
         quota = None  # unreadable: the affinity alone
     return max(1, min(cpus, math.ceil(quota))) if quota else max(1, cpus)
+
+
+def configure_tensorflow_threads(threads: int) -> bool:
+    """Cap TensorFlow's CPU threads at `threads` (ops one at a time, each on up to `threads` threads).
+
+    Must run before TensorFlow's first op: its own default is every core it sees, which in a container
+    without a CPU limit is every core of the node. Returns False (settings unchanged) when TensorFlow was
+    already initialised in this process.
+    """
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        return False
+    return True

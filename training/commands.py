@@ -104,13 +104,13 @@ def _train(args: argparse.Namespace, log: Log) -> int:
     if args.plan_only:
         return 0
 
+    from line_runtime.cpus import configure_tensorflow_threads
     from surface_images.datasets import summary
     from training.model import build_models
     from training.pipeline import load_images
-    from training.train import configure_threads
     from training.workflow import train_and_export
 
-    configure_threads(args.threads)
+    configure_tensorflow_threads(args.threads)
     backbone = _backbone(args, plan.variant, log)
     recipe = _recipe(args, args.name or Path(args.data).resolve().name, plan)
     from training.export import preflight
@@ -163,14 +163,13 @@ def _fit_the_command_budget(recipe, fast, plan, scorer, n_images: int, spent_s: 
 
 
 def _quick_demo(args: argparse.Namespace, log: Log) -> int:
-    from line_runtime.cpus import available_cpus
+    from line_runtime.cpus import available_cpus, configure_tensorflow_threads
     from surface_images.synthetic import SyntheticFrames
     from training.pipeline import load_synthetic
-    from training.train import configure_threads
     from training.workflow import train_and_export
 
     args.threads = args.threads or available_cpus()
-    configure_threads(args.threads)
+    configure_tensorflow_threads(args.threads)
     started = time.monotonic()
     frames = SyntheticFrames(seed=args.seed, size=args.frame_size, defect_rate=0.5, defect_scale=args.defect_scale)
     data = load_synthetic(frames, 0, args.frames, args.model_size, args.downscale, workers=args.threads)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from line_runtime.cpus import configure_tensorflow_threads
 from training import metrics
 from training.backbone import BackboneInfo
 from training.model import ModelConfig, build_models
@@ -127,17 +128,6 @@ class StopRequest:
         return self.received is not None
 
 
-def configure_threads(threads: int) -> None:
-    """Cap TensorFlow's CPU threads (the machine is shared); must run before the first op."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # TensorFlow already initialised in this process: keep its settings
-
-
 def predict_scores(scorer: Any, images: np.ndarray, batch_size: int = 8) -> np.ndarray:
     """Scores for uint8 [N,H,W] (or [N,H,W,3]) images at the model's working resolution."""
     import tensorflow as tf
@@ -173,7 +163,7 @@ def train(
     import tensorflow as tf
     import tf_keras as keras
 
-    configure_threads(train_config.threads)
+    configure_tensorflow_threads(train_config.threads)
     started = time.monotonic()
     deadline = started + 60.0 * train_config.max_minutes
     keras.utils.set_random_seed(train_config.seed)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from line_runtime.cpus import available_cpus
+from line_runtime.cpus import available_cpus, configure_tensorflow_threads
 from line_runtime.model import LoadedModel, check_fit_to_serve, gpu_visible, latest_version, load_model, resolve_backend
 from line_runtime.variants import choose_variant
 from worker.device_defaults import apply_device_defaults, describe
@@ -74,17 +74,24 @@ class ModelManager:
 
     def _load(self, version_dir: Path) -> ServingModel:
         s = self._settings
-        choice = choose_variant(version_dir, s.model_variant, resolve_backend(version_dir, s.model_backend))
+        backend = resolve_backend(version_dir, s.model_backend)
+        choice = choose_variant(version_dir, s.model_variant, backend)
         log.info("model variant %s (%s)", choice.variant, choice.reason)
-        model = load_model(choice.folder, backend=s.model_backend, jit_compile=self._jit, num_threads=model_threads(s))
+        threads = model_threads(s)
+        if backend == "tensorflow" and not gpu_visible():
+            # A SavedModel on CPU (no LiteRT twin, or chosen): TensorFlow's own default is every core it sees.
+            # Only the first load can set it (TensorFlow keeps its threads once running; a hot reload has the same).
+            if not configure_tensorflow_threads(threads):
+                log.debug("TensorFlow already running in this process: its CPU threads stay as they are")
+        model = load_model(choice.folder, backend=s.model_backend, jit_compile=self._jit, num_threads=threads)
         # Before warm-up: an unfit model is refused at start (exit, naming the gate) and on hot reload (old kept).
         check_fit_to_serve(model.metadata, s.allow_unfit_model)
         model.warmup(s.batch_buckets())
         md = model.metadata
         threshold = s.threshold_override if s.threshold_override is not None else md.threshold
-        threads = f", {model_threads(s)} CPU threads" if model.backend == "litert" else ""
+        on_cpu = f", {threads} CPU threads" if model.backend == "litert" or not gpu_visible() else ""
         log.info("model %s v%s (%s) loaded from %s (backend %s%s, input %dx%d, threshold %.4f), warmed batch sizes %s",
-                 md.name, md.version, choice.variant, choice.folder, model.backend, threads, md.input_width, md.input_height,
+                 md.name, md.version, choice.variant, choice.folder, model.backend, on_cpu, md.input_width, md.input_height,
                  threshold, s.batch_buckets())
         return ServingModel(model, md.name, md.version, model.backend, threshold, md.input_height, md.input_width,
                             choice.variant, version_dir)

@@ -52,8 +52,8 @@ class WorkerSettings(KafkaClientSettings):
                                      "has waited this long, even if it is not full.")
     decode_threads: int = Field(2, ge=1, le=64, description="Threads decoding frames (OpenCV releases the GIL).")
     model_threads: int = Field(0, ge=0, le=256, description="CPU threads of the LiteRT interpreter in each consumer "
-                               "process. 0: the pod's CPUs (WORKER_CPUS) shared among its consumer processes, at least "
-                               "one each. The TensorFlow backend ignores it.")
+                               "process (and of TensorFlow when it serves on a CPU). 0: the pod's CPUs (WORKER_CPUS) "
+                               "shared among its consumer processes, at least one each.")
     cpus: int = Field(0, ge=0, le=1024, description="CPUs this pod's model threads share. 0: detect them (the CPU "
                       "affinity, capped by the container's CPU limit). The Helm chart sets the pod's CPU request, "
                       "rounded up: a pod without a CPU limit would otherwise see, and spin threads on, every core "

@@ -6,6 +6,8 @@ The CPU count is the one probe replaced here: this machine cannot be made an 8- 
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 import worker.model
@@ -37,3 +39,25 @@ def test_auto_on_this_machine_is_its_usable_cpus():
 def test_a_negative_setting_is_refused():
     with pytest.raises(ValueError, match="model_threads"):
         WorkerSettings(model_threads=-1)
+
+
+def test_a_savedmodel_served_on_cpu_gets_the_same_threads(tmp_path, monkeypatch):
+    """No LiteRT twin chosen: TensorFlow on a CPU is capped like the interpreter would be (the call is recorded:
+    TensorFlow's threads are fixed once it runs, and this test process has run it before)."""
+    from prometheus_client import CollectorRegistry
+
+    from training.tiny_model import build_tiny_model
+    from worker.metrics import WorkerMetrics
+    from worker.model import ModelManager
+
+    build_tiny_model(tmp_path, version=1, input_size=(32, 32))
+    calls = []
+    monkeypatch.setattr(worker.model, "configure_tensorflow_threads", lambda n: calls.append(n) or True)
+    monkeypatch.setattr(worker.model, "available_cpus", lambda: 6)
+    settings = WorkerSettings(model_path=tmp_path, model_backend="tensorflow", processes=2, max_batch_size=2)
+    serving = ModelManager(settings, WorkerMetrics(CollectorRegistry()), threading.Event()).load_initial()
+    assert serving.backend == "tensorflow" and calls == [3]
+    calls.clear()
+    settings = WorkerSettings(model_path=tmp_path, model_backend="litert", max_batch_size=2)
+    assert ModelManager(settings, WorkerMetrics(CollectorRegistry()), threading.Event()).load_initial().backend == "litert"
+    assert calls == []  # LiteRT takes its threads from load_model
