@@ -31,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from line_runtime.ports import free_ports
 from worker.http import MetricsServer
+from worker.model import model_threads
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,13 @@ _SCRAPE_TIMEOUT_S = 3.0
 
 
 def child_env(settings: WorkerSettings, index: int, port: int, base: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """The environment of child `index`: one process, its own id and loopback port, GPU memory shared."""
+    """The environment of child `index`: one process, its own id and loopback port and its share of the CPUs,
+    GPU memory shared."""
     env = dict(os.environ if base is None else base)
     env.update({
         "WORKER_PROCESSES": "1",
+        # Each child is one process of N: its model threads are its share of the pod's CPUs, computed here.
+        "WORKER_MODEL_THREADS": str(model_threads(settings)),
         "WORKER_INSTANCE_ID": f"{settings.instance_id}-{index}",
         "WORKER_METRICS_HOST": "127.0.0.1",
         "WORKER_METRICS_PORT": str(port),

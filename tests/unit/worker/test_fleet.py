@@ -90,6 +90,15 @@ def test_child_env_gives_each_process_its_own_id_and_loopback_port(monkeypatch):
     assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" and env["PATH"] == "/bin"
 
 
+def test_child_env_gives_each_process_its_share_of_the_pods_cpus(monkeypatch):
+    env = child_env(_settings(monkeypatch, processes=4, WORKER_CPUS="8"), 0, 9501)
+    assert env["WORKER_MODEL_THREADS"] == "2"  # the child sees WORKER_PROCESSES=1, so the share is computed here
+    env = child_env(_settings(monkeypatch, processes=4, WORKER_CPUS="2"), 0, 9501)
+    assert env["WORKER_MODEL_THREADS"] == "1"
+    env = child_env(_settings(monkeypatch, processes=4, WORKER_MODEL_THREADS="3"), 0, 9501)
+    assert env["WORKER_MODEL_THREADS"] == "3"  # an explicit choice is passed on
+
+
 def test_merged_metrics_keep_every_process_apart():
     texts = []
     for value in (3, 5):
