@@ -1,7 +1,7 @@
 """How many CPUs this process may really use: its affinity, capped by a container's CPU quota.
 
-Both training (TensorFlow's threads) and the worker (the LiteRT interpreter's threads) size their thread
-pools by it. A pod limited to 4 CPUs on a 64-core node still sees 64 cores in `os.cpu_count()`; 64 threads
+Both training (TensorFlow's threads) and the worker (the LiteRT interpreter's, or TensorFlow's on a CPU) size
+their thread pools by it. A pod limited to 4 CPUs on a 64-core node still sees 64 cores in `os.cpu_count()`; 64 threads
 there are throttled by the quota and run slower than 4.
 """
 

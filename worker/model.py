@@ -39,7 +39,8 @@ def _version_number(path: Path) -> int:
 
 
 def model_threads(settings: WorkerSettings) -> int:
-    """The LiteRT interpreter's threads: the setting, or the pod's CPUs shared among its consumer processes."""
+    """The model's CPU threads (LiteRT, or TensorFlow without a GPU): the setting, or the pod's CPUs shared among its
+    consumer processes."""
     return settings.model_threads or max(1, (settings.cpus or available_cpus()) // settings.processes)
 
 
