@@ -75,22 +75,25 @@ class ModelManager:
 
     def _load(self, version_dir: Path) -> ServingModel:
         s = self._settings
-        backend = resolve_backend(version_dir, s.model_backend)
-        choice = choose_variant(version_dir, s.model_variant, backend)
+        gpu = gpu_visible()
+        choice = choose_variant(version_dir, s.model_variant, resolve_backend(version_dir, s.model_backend))
         log.info("model variant %s (%s)", choice.variant, choice.reason)
+        # Resolved again for the chosen folder: a fast variant asked for by name may lack the LiteRT twin its exact
+        # model has, and then serves as a SavedModel (which needs the thread cap below).
+        backend = resolve_backend(choice.folder, s.model_backend)
         threads = model_threads(s)
-        if backend == "tensorflow" and not gpu_visible():
+        if backend == "tensorflow" and not gpu:
             # A SavedModel on CPU (no LiteRT twin, or chosen): TensorFlow's own default is every core it sees.
             # Only the first load can set it (TensorFlow keeps its threads once running; a hot reload has the same).
             if not configure_tensorflow_threads(threads):
                 log.debug("TensorFlow already running in this process: its CPU threads stay as they are")
-        model = load_model(choice.folder, backend=s.model_backend, jit_compile=self._jit, num_threads=threads)
+        model = load_model(choice.folder, backend=backend, jit_compile=self._jit, num_threads=threads)
         # Before warm-up: an unfit model is refused at start (exit, naming the gate) and on hot reload (old kept).
         check_fit_to_serve(model.metadata, s.allow_unfit_model)
         model.warmup(s.batch_buckets())
         md = model.metadata
         threshold = s.threshold_override if s.threshold_override is not None else md.threshold
-        on_cpu = f", {threads} CPU threads" if model.backend == "litert" or not gpu_visible() else ""
+        on_cpu = f", {threads} CPU threads" if model.backend == "litert" or not gpu else ""
         log.info("model %s v%s (%s) loaded from %s (backend %s%s, input %dx%d, threshold %.4f), warmed batch sizes %s",
                  md.name, md.version, choice.variant, choice.folder, model.backend, on_cpu, md.input_width, md.input_height,
                  threshold, s.batch_buckets())

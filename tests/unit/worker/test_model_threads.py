@@ -61,3 +61,25 @@ def test_a_savedmodel_served_on_cpu_gets_the_same_threads(tmp_path, monkeypatch)
     settings = WorkerSettings(model_path=tmp_path, model_backend="litert", max_batch_size=2)
     assert ModelManager(settings, WorkerMetrics(CollectorRegistry()), threading.Event()).load_initial().backend == "litert"
     assert calls == []  # LiteRT takes its threads from load_model
+
+
+def test_a_fast_variant_without_its_litert_twin_is_served_as_a_savedmodel_with_the_same_threads(tmp_path, monkeypatch):
+    """WORKER_MODEL_VARIANT=fast where the fast variant's LiteRT conversion failed at export: the exact model has its
+    twin, the fast folder has not, so the backend is resolved for the folder actually served."""
+    from prometheus_client import CollectorRegistry
+
+    from line_contracts.model import FAST_VARIANT_DIR, TFLITE_FILE
+    from training.tiny_model import build_tiny_model
+    from worker.metrics import WorkerMetrics
+    from worker.model import ModelManager
+
+    version = build_tiny_model(tmp_path, version=1, input_size=(32, 32), fast=True)
+    (version / FAST_VARIANT_DIR / TFLITE_FILE).unlink()
+    assert (version / TFLITE_FILE).is_file()
+    calls = []
+    monkeypatch.setattr(worker.model, "configure_tensorflow_threads", lambda n: calls.append(n) or True)
+    monkeypatch.setattr(worker.model, "available_cpus", lambda: 4)
+    settings = WorkerSettings(model_path=tmp_path, model_variant="fast", max_batch_size=2)
+    serving = ModelManager(settings, WorkerMetrics(CollectorRegistry()), threading.Event()).load_initial()
+    assert (serving.variant, serving.backend) == ("fast", "tensorflow")
+    assert calls == [4]
